@@ -1,0 +1,50 @@
+# labelgate: two commands on a fresh machine.
+#   make demo   set up everything, start a Prefect server, run a real labeling job on bundled data
+#   make test   set up everything and run the whole suite (integration tests start real servers)
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PREFECT_PORT ?= 4200
+PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
+
+.PHONY: help setup demo test lint bench servers-stop clean
+
+help:
+	@echo "make demo | make test | make lint | make bench | make servers-stop | make clean"
+
+$(BIN)/uv:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	touch $@
+
+.labelstudio-venv/.installed: deploy/labelstudio/install.sh
+	bash deploy/labelstudio/install.sh
+	touch $@
+
+setup: $(VENV)/.installed .labelstudio-venv/.installed
+
+demo: setup
+	PREFECT_PORT=$(PREFECT_PORT) bash deploy/prefect/start.sh
+	PREFECT_API_URL=$(PREFECT_API) $(BIN)/labelgate demo
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python -m bench.noise_detection
+
+servers-stop:
+	-bash deploy/prefect/stop.sh
+	-bash deploy/labelstudio/stop.sh
+
+clean: servers-stop
+	rm -rf $(VENV) .labelstudio-venv var runs labelgate-store

@@ -1,0 +1,238 @@
+"""The ``labelgate`` command: run jobs and read label sets.
+
+    labelgate run SPEC
+    labelgate labelsets list | show NAME[@V] | export NAME[@V] ... | diff NAME@A NAME@B | lineage NAME[@V]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from labelgate.errors import LabelgateError
+
+app = typer.Typer(help="labelgate: autolabel, audit, quarantine and publish versioned label sets.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+labelsets = typer.Typer(help="Read versioned label sets.", no_args_is_help=True)
+app.add_typer(labelsets, name="labelsets")
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(exc: Exception, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    spec_path: Path = typer.Argument(..., metavar="SPEC", help="Job spec, YAML or JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
+) -> None:
+    """Run a labeling job and publish a new label-set version."""
+    from labelgate.spec import load_spec
+
+    _quiet_prefect(verbose)
+    try:
+        spec = load_spec(spec_path)
+    except LabelgateError as exc:
+        raise _fail(exc, 2) from None
+    _summarise(_run_with_progress(spec))
+
+
+@app.command()
+def demo(
+    folder: Path = typer.Option(Path("var/demo"), help="Where to write the demo data and spec."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
+) -> None:
+    """Run the bundled demo: scikit-learn's digits with 15% of labels flipped on purpose."""
+    from labelgate.demo import scorecard, write_demo
+    from labelgate.spec import load_spec
+    from labelgate.store import LabelStore
+
+    _quiet_prefect(verbose)
+    spec_path = write_demo(folder)
+    console.print(f"demo data and spec written to {folder}/ (spec: {spec_path})")
+    published = _run_with_progress(load_spec(spec_path))
+    _summarise(published)
+    rows = LabelStore().read(published.label_set, published.version)
+    score = scorecard(rows, folder / "digits-truth.csv")
+    table = Table(title="demo scorecard (against the clean digits labels)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key, value in score.items():
+        table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
+
+
+def _quiet_prefect(verbose: bool) -> None:
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _run_with_progress(spec):
+    """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly."""
+    from flows.labeling_job import labeling_job
+    from labelgate import progress
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn(),
+                  console=console, transient=False) as bar:
+        job = bar.add_task(f"{spec.name}: ingest", total=len(progress.STAGES))
+
+        def advance(stage: str, state: str) -> None:
+            done = progress.STAGES.index(stage) + 1 if stage in progress.STAGES else 0
+            following = progress.STAGES[done] if done < len(progress.STAGES) else "done"
+            bar.update(job, completed=done, description=f"{spec.name}: {following}")
+
+        unsubscribe = progress.subscribe(advance)
+        try:
+            return labeling_job(spec)
+        except LabelgateError as exc:
+            raise _fail(exc) from None
+        finally:
+            unsubscribe()
+
+
+def _summarise(published) -> None:
+    from labelgate.settings import get_settings
+    from labelgate.store import LabelStore
+
+    store = LabelStore()
+    rows = store.read(published.label_set, published.version)
+    counts = rows["status"].value_counts()
+    table = Table(title=f"{published.label_set} v{published.version}"
+                  + ("" if published.created else " (unchanged: same job on the same data)"))
+    table.add_column("status")
+    table.add_column("items", justify="right")
+    for status in ("accepted", "quarantined", "needs_review"):
+        table.add_row(status, str(int(counts.get(status, 0))))
+    console.print(table)
+    folder = get_settings().runs_dir / published.label_set / f"v{published.version}"
+    console.print(f"label set:  {store.uri(published.label_set)} (version {published.version})")
+    console.print(f"report:     {folder / 'report.md'} and {folder / 'report.png'}")
+    run_id = store.lineage(published.label_set, published.version).get("flow_run_id")
+    api = os.environ.get("PREFECT_API_URL", "")
+    if api and run_id:
+        console.print(f"flow run:   {api.removesuffix('/api')}/runs/flow-run/{run_id}")
+    elif run_id:
+        console.print(f"flow run:   {run_id} (embedded Prefect server, gone with this process)")
+
+
+def _store():
+    from labelgate.store import LabelStore
+
+    return LabelStore()
+
+
+@labelsets.command("list")
+def list_sets() -> None:
+    """Every label set with its latest version and counts."""
+    store = _store()
+    table = Table()
+    for col in ("label set", "version", "items", "accepted", "quarantined", "needs_review", "job"):
+        table.add_column(col)
+    for name in store.names():
+        latest = store.versions(name)[0]
+        counts = latest["lineage"].get("counts", {})
+        table.add_row(name, str(latest["version"]), str(latest["lineage"].get("items", "")),
+                      *(str(counts.get(s, 0)) for s in ("accepted", "quarantined", "needs_review")),
+                      str(latest["lineage"].get("job", "")))
+    console.print(table)
+
+
+@labelsets.command()
+def show(ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
+         limit: int = typer.Option(10, help="How many rows to print.")) -> None:
+    """Summary and first rows of one version (latest by default)."""
+    from labelgate.store import parse_ref
+
+    store = _store()
+    try:
+        name, version = parse_ref(ref)
+        rows = store.read(name, version)
+        lineage = store.lineage(name, version)
+    except LabelgateError as exc:
+        raise _fail(exc) from None
+    shown = version if version is not None else store.latest_version(name)
+    console.print(f"[bold]{name}[/] version {shown}")
+    console.print(f"job {lineage.get('job')} · data {lineage.get('data_source')} · "
+                  f"model {lineage.get('model_version')} · licence {lineage.get('rights', {}).get('license')}")
+    console.print(rows["status"].value_counts().to_string())
+    console.print(rows.head(limit).to_string(index=False))
+
+
+class ExportFormat(str, Enum):
+    csv = "csv"
+    parquet = "parquet"
+    jsonl = "jsonl"
+
+
+@labelsets.command()
+def export(
+    ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
+    fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, parquet or jsonl"),
+    output: Path = typer.Option(..., "--output", "-o", help="File to write."),
+    accepted_only: bool = typer.Option(False, "--accepted-only", help="Leave out quarantined "
+                                       "and unreviewed items."),
+) -> None:
+    """Write one version to a file."""
+    from labelgate.store import parse_ref
+
+    try:
+        name, version = parse_ref(ref)
+        rows = _store().read(name, version, accepted_only=accepted_only)
+    except LabelgateError as exc:
+        raise _fail(exc) from None
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if fmt is ExportFormat.csv:
+        rows.to_csv(output, index=False)
+    elif fmt is ExportFormat.parquet:
+        rows.to_parquet(output, index=False)
+    else:
+        rows.to_json(output, orient="records", lines=True)
+    console.print(f"wrote {len(rows)} rows to {output}")
+
+
+@labelsets.command()
+def diff(a: str = typer.Argument(..., metavar="NAME@A"), b: str = typer.Argument(..., metavar="NAME@B"),
+         limit: int = typer.Option(20, help="How many changed items to print.")) -> None:
+    """Items whose label or status changed between two versions."""
+    from labelgate.store import parse_ref
+
+    try:
+        name_a, va = parse_ref(a)
+        name_b, vb = parse_ref(b)
+        if name_a != name_b or va is None or vb is None:
+            raise LabelgateError("diff takes two versions of one set, e.g. digits@0 digits@1")
+        changes = _store().diff(name_a, va, vb)
+    except LabelgateError as exc:
+        raise _fail(exc) from None
+    console.print(f"{len(changes)} item(s) differ between {a} and {b}")
+    if len(changes):
+        console.print(changes["change"].value_counts().to_string())
+        console.print(changes.head(limit).to_string(index=False))
+
+
+@labelsets.command()
+def lineage(ref: str = typer.Argument(..., metavar="NAME[@VERSION]")) -> None:
+    """The lineage of one version, as JSON."""
+    from labelgate.store import parse_ref
+
+    try:
+        name, version = parse_ref(ref)
+        data = _store().lineage(name, version)
+    except LabelgateError as exc:
+        raise _fail(exc) from None
+    console.print_json(json.dumps(data, default=str))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,26 @@
+"""Stage progress for people watching a run.
+
+Every stage task calls back here when it finishes (a Prefect ``on_completion`` hook). The CLI
+subscribes a rich progress bar; in a deployment nobody subscribes and the Prefect UI shows the
+task states instead. Listeners get ``(stage_name, state_name)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+STAGES = ("ingest", "autolabel", "audit", "gate", "quarantine", "publish", "report")
+
+_listeners: list[Callable[[str, str], None]] = []
+
+
+def subscribe(listener: Callable[[str, str], None]) -> Callable[[], None]:
+    """Add a listener; returns a function that removes it."""
+    _listeners.append(listener)
+    return lambda: _listeners.remove(listener)
+
+
+def stage_finished(task, task_run, state) -> None:  # Prefect state-hook signature
+    stage = task.name
+    for listener in list(_listeners):
+        listener(stage, state.name)

@@ -1,0 +1,39 @@
+"""Settings, read lazily from the environment (prefix ``LABELGATE_``) or a ``.env`` file.
+
+``get_settings()`` is the only entry point; nothing reads the environment at import time.
+Secrets have no defaults: a feature that needs one fails with a clear error when it is missing.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LABELGATE_", env_file=".env", extra="ignore")
+
+    store: str = Field(
+        default_factory=lambda: str(Path.cwd() / "labelgate-store"),
+        description="Root of the label store: a local folder or an object-store URI "
+        "(s3://, gs://, az://). Each label set is a Delta table below it.",
+    )
+    runs_dir: Path = Field(
+        default_factory=lambda: Path.cwd() / "runs",
+        description="Where each run writes its report (markdown + PNG).",
+    )
+    storage_options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra options for the object store (credentials, region), passed to deltalake.",
+    )
+    labelstudio_url: str = "http://127.0.0.1:8080"
+    labelstudio_api_key: SecretStr | None = None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once on first use."""
+    return Settings()

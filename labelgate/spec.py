@@ -1,0 +1,183 @@
+"""``LabelingJobSpec``: the one description of a labeling job.
+
+The same pydantic model is the YAML/JSON file on disk, the Prefect flow parameter (rendered as a
+form in the Prefect UI), the HTTP API body and the CLI input. Unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from labelgate.errors import SpecError
+
+_NAME = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DatasetSpec(_Strict):
+    path: str = Field(description="CSV, Parquet or JSONL file: a local path or any fsspec URI.")
+    format: Literal["csv", "parquet", "jsonl"] | None = Field(
+        default=None, description="File format; guessed from the extension when left out."
+    )
+    id_column: str = Field(description="Column with a unique id per item.")
+    text_column: str | None = Field(default=None, description="Column with the text to label.")
+    feature_columns: list[str] | None = Field(
+        default=None, description="Numeric columns, for tabular data (instead of text_column)."
+    )
+    label_column: str | None = Field(
+        default=None, description="Existing labels, if any; they get audited like any other."
+    )
+
+    @model_validator(mode="after")
+    def _one_input_kind(self) -> DatasetSpec:
+        if (self.text_column is None) == (not self.feature_columns):
+            raise ValueError("give exactly one of text_column or feature_columns")
+        return self
+
+    @property
+    def kind(self) -> Literal["text", "tabular"]:
+        return "text" if self.text_column is not None else "tabular"
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        suffixes = [s.lower() for s in Path(self.path.split("?")[0]).suffixes]
+        for fmt, exts in {"csv": {".csv"}, "parquet": {".parquet", ".pq"}}.items():
+            if exts & set(suffixes):
+                return fmt
+        if {".jsonl", ".ndjson"} & set(suffixes):
+            return "jsonl"
+        raise SpecError(
+            f"dataset.path {self.path!r}: cannot tell the format from the extension; "
+            "set dataset.format to one of csv, parquet, jsonl"
+        )
+
+
+class LabelSchema(_Strict):
+    classes: list[Annotated[str, Field(min_length=1)]] = Field(
+        min_length=2, description="The allowed labels, at least two."
+    )
+    instructions: str = Field(default="", description="Guidance shown to human labelers.")
+
+    @field_validator("classes")
+    @classmethod
+    def _unique(cls, classes: list[str]) -> list[str]:
+        seen = {c for c in classes if classes.count(c) > 1}
+        if seen:
+            raise ValueError(f"classes must be unique; repeated: {sorted(seen)}")
+        return classes
+
+
+class AutolabelSpec(_Strict):
+    target_accuracy: float = Field(
+        default=0.98, gt=0.5, le=1.0,
+        description="Machine labels are accepted only where the estimated accuracy reaches this.",
+    )
+    n_folds: int = Field(default=5, ge=2, le=20, description="K for out-of-sample probabilities.")
+    seed: int = Field(default=0, description="Seed for folds and models (runs are reproducible).")
+
+
+class AuditSpec(_Strict):
+    enabled: bool = Field(default=True, description="Run confident learning over every label.")
+
+
+class ReviewSpec(_Strict):
+    mode: Literal["none"] = Field(
+        default="none", description="Human review: 'none' publishes without people."
+    )
+
+
+class OutputSpec(_Strict):
+    label_set: str = Field(pattern=_NAME, description="Name of the versioned label set.")
+
+
+class RightsSpec(_Strict):
+    license: str = Field(min_length=1, description="Licence of the data, e.g. CC-BY-4.0.")
+    source: str = Field(min_length=1, description="Where the data came from.")
+    allowed_uses: list[str] = Field(
+        default_factory=lambda: ["training", "evaluation"],
+        description="Uses the licence allows, e.g. training, evaluation.",
+    )
+    expires: date | None = Field(default=None, description="Date the rights end, if any.")
+
+
+class LabelingJobSpec(_Strict):
+    """A labeling job: what data, which labels, how strict, where the result goes."""
+
+    name: str = Field(pattern=_NAME, description="Job name (lowercase, digits, - _ .).")
+    dataset: DatasetSpec
+    label_schema: LabelSchema = Field(alias="schema")
+    autolabel: AutolabelSpec = Field(default_factory=AutolabelSpec)
+    audit: AuditSpec = Field(default_factory=AuditSpec)
+    review: ReviewSpec = Field(default_factory=ReviewSpec)
+    output: OutputSpec
+    rights: RightsSpec
+
+    def spec_hash(self) -> str:
+        """sha256 (first 16 hex) of the canonical JSON form: the same job always hashes alike."""
+        canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def format_validation_error(error: ValidationError, *, where: str) -> str:
+    """One line per problem, each with its field path, e.g. ``dataset.id_column: Field required``."""
+    lines = []
+    for problem in error.errors():
+        loc = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        msg = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}")
+    return f"invalid job spec {where}:\n" + "\n".join(lines)
+
+
+def parse_spec(data: object, *, where: str = "(inline)") -> LabelingJobSpec:
+    """Validate a mapping into a spec; raise :class:`SpecError` naming every bad field."""
+    if not isinstance(data, dict):
+        raise SpecError(f"invalid job spec {where}: expected a mapping, got {type(data).__name__}")
+    try:
+        return LabelingJobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc, where=where)) from None
+
+
+def load_spec(path: str | Path) -> LabelingJobSpec:
+    """Read a YAML or JSON spec file.
+
+    A relative ``dataset.path`` is resolved against the spec file's folder (as docker-compose
+    does), so a spec and its data can move together.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpecError(f"cannot read job spec {path}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"job spec {path} is not valid YAML/JSON: {exc}") from None
+    spec = parse_spec(data, where=str(path))
+    dataset_path = spec.dataset.path
+    if "://" not in dataset_path and not Path(dataset_path).is_absolute():
+        resolved = (path.parent / dataset_path).resolve()
+        spec = spec.model_copy(
+            update={"dataset": spec.dataset.model_copy(update={"path": str(resolved)})}
+        )
+    return spec
+
+
+def slug(text: str) -> str:
+    """A file-system-safe name derived from ``text``."""
+    return re.sub(r"[^a-z0-9_.-]+", "-", text.lower()).strip("-") or "job"

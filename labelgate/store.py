@@ -1,0 +1,251 @@
+"""The label store: versioned label sets and an append-only label-event log, on Delta Lake.
+
+Layout below the store root (a local folder or an object-store URI)::
+
+    <root>/<label_set>/        one Delta table per label set; each publish is a new table version
+    <root>/_label_events/      every label observation (model, given, human), append-only
+    <root>/_models/<set>/      fitted models, saved with skops, named by content hash
+
+A label-set version is the Delta table version, so any earlier version can be read back (time
+travel). The lineage of a version lives in its commit metadata under ``labelgate.lineage``.
+This module is the only one that talks to Delta Lake.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from labelgate.errors import StoreError
+from labelgate.settings import get_settings
+
+LINEAGE_KEY = "labelgate.lineage"
+EVENTS = "_label_events"
+STATUSES = ("accepted", "quarantined", "needs_review")
+
+LABEL_SET_SCHEMA = pa.schema(
+    [
+        ("item_id", pa.string()),
+        ("label", pa.string()),
+        ("status", pa.string()),
+        ("source", pa.string()),
+        ("quality", pa.float64()),
+        ("confidence", pa.float64()),
+        ("given_label", pa.string()),
+        ("predicted_label", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+EVENT_SCHEMA = pa.schema(
+    [
+        ("event_id", pa.string()),
+        ("label_set", pa.string()),
+        ("item_id", pa.string()),
+        ("label", pa.string()),
+        ("source", pa.string()),
+        ("actor", pa.string()),
+        ("confidence", pa.float64()),
+        ("job", pa.string()),
+        ("run_key", pa.string()),
+        ("observed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``"digits@3"`` -> ``("digits", 3)``; ``"digits"`` -> ``("digits", None)`` (latest)."""
+    name, _, version = ref.partition("@")
+    if not version:
+        return name, None
+    try:
+        return name, int(version)
+    except ValueError:
+        raise StoreError(f"bad label-set reference {ref!r}: the version after @ must be an integer") from None
+
+
+class LabelStore:
+    """Label sets as Delta tables below ``root``."""
+
+    def __init__(self, root: str | None = None, *, storage_options: dict[str, str] | None = None):
+        settings = get_settings()
+        self.root = str(root or settings.store).rstrip("/")
+        self.storage_options = storage_options if storage_options is not None else dict(
+            settings.storage_options
+        )
+
+    # -- paths ---------------------------------------------------------------------------
+    def uri(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def _table(self, name: str, version: int | None = None) -> DeltaTable:
+        try:
+            table = DeltaTable(self.uri(name), storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            known = ", ".join(self.names()) or "none yet"
+            raise StoreError(
+                f"no label set {name!r} in store {self.root} (label sets: {known})"
+            ) from None
+        if version is not None:
+            latest = table.version()
+            if not 0 <= version <= latest:
+                raise StoreError(
+                    f"label set {name!r} has no version {version}; versions are 0..{latest}"
+                )
+            table.load_as_version(version)
+        return table
+
+    # -- reading -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Names of the label sets in the store."""
+        fs, path = fsspec.core.url_to_fs(self.root, **self.storage_options)
+        if not fs.exists(path):
+            return []
+        names = []
+        for entry in fs.ls(path, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if not name.startswith("_") and fs.exists(f"{entry}/_delta_log"):
+                names.append(name)
+        return sorted(names)
+
+    def latest_version(self, name: str) -> int | None:
+        """The newest version of ``name``, or None if the set does not exist yet."""
+        try:
+            return DeltaTable(self.uri(name), storage_options=self.storage_options or None).version()
+        except TableNotFoundError:
+            return None
+
+    def read(self, name: str, version: int | None = None, *, accepted_only: bool = False) -> pd.DataFrame:
+        """Rows of one version (latest by default). ``accepted_only`` is the accepted view:
+        quarantined and unreviewed items are left out."""
+        frame = self._table(name, version).to_pyarrow_table().to_pandas()
+        if accepted_only:
+            frame = frame[frame["status"] == "accepted"]
+        return frame.sort_values("item_id", kind="stable").reset_index(drop=True)
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of ``name``, newest first: version, timestamp, operation, lineage."""
+        out = []
+        for commit in self._table(name).history():
+            out.append(
+                {
+                    "version": commit["version"],
+                    "timestamp": datetime.fromtimestamp(commit["timestamp"] / 1000, tz=UTC),
+                    "rows": (commit.get("operationMetrics") or {}).get("num_added_rows"),
+                    "lineage": json.loads(commit.get(LINEAGE_KEY) or "{}"),
+                }
+            )
+        return out
+
+    def lineage(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """The lineage stored with one version (latest by default)."""
+        wanted = self._table(name).version() if version is None else version
+        for entry in self.versions(name):
+            if entry["version"] == wanted:
+                return entry["lineage"]
+        raise StoreError(f"label set {name!r} has no version {version}")
+
+    def diff(self, name: str, a: int, b: int) -> pd.DataFrame:
+        """Items whose label or status differ between versions ``a`` and ``b`` (or that exist in
+        only one). Columns: item_id, change, label_a, status_a, label_b, status_b."""
+        left = self.read(name, a)[["item_id", "label", "status"]]
+        right = self.read(name, b)[["item_id", "label", "status"]]
+        both = left.merge(right, on="item_id", how="outer", suffixes=("_a", "_b"), indicator=True)
+        change = pd.Series("changed", index=both.index)
+        change[both["_merge"] == "left_only"] = "removed"
+        change[both["_merge"] == "right_only"] = "added"
+        same = (both["label_a"].fillna("") == both["label_b"].fillna("")) & (
+            both["status_a"] == both["status_b"]
+        )
+        both["change"] = change
+        both = both[~(same & (both["_merge"] == "both"))]
+        cols = ["item_id", "change", "label_a", "status_a", "label_b", "status_b"]
+        return both[cols].sort_values("item_id").reset_index(drop=True)
+
+    # -- writing -------------------------------------------------------------------------
+    def publish(self, name: str, rows: pd.DataFrame, *, lineage: dict[str, Any]) -> tuple[int, bool]:
+        """Write ``rows`` as the new version of label set ``name``, with ``lineage`` in the commit.
+
+        One Delta commit: readers see the whole new version or the old one, never half. When the
+        latest version came from the same ``lineage["run_key"]`` (a rerun after a crash, or the
+        same job on the same data), nothing is written and that version is returned.
+
+        Returns ``(version, created)``.
+        """
+        missing = [c for c in LABEL_SET_SCHEMA.names if c not in rows.columns]
+        if missing:
+            raise StoreError(f"cannot publish {name!r}: rows lack column(s) {missing}")
+        latest = self.latest_version(name)
+        if latest is not None:
+            previous = self.lineage(name, latest)
+            if lineage.get("run_key") and previous.get("run_key") == lineage["run_key"]:
+                return latest, False
+        lineage = {**lineage, "parent_version": latest, "published_at": _now().isoformat()}
+        table = pa.Table.from_pandas(
+            rows[LABEL_SET_SCHEMA.names], schema=LABEL_SET_SCHEMA, preserve_index=False
+        )
+        write_deltalake(
+            self.uri(name),
+            table,
+            mode="overwrite",
+            storage_options=self.storage_options or None,
+            commit_properties=CommitProperties(
+                custom_metadata={LINEAGE_KEY: json.dumps(lineage, default=str, sort_keys=True)}
+            ),
+        )
+        return self._table(name).version(), True
+
+    def record_events(self, events: pd.DataFrame) -> int:
+        """Append label observations to the event log; an ``event_id`` already there is skipped,
+        so a rerun never records the same observation twice. Returns rows inserted."""
+        if events.empty:
+            return 0
+        table = pa.Table.from_pandas(
+            events[EVENT_SCHEMA.names], schema=EVENT_SCHEMA, preserve_index=False
+        )
+        uri = self.uri(EVENTS)
+        try:
+            log = DeltaTable(uri, storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            write_deltalake(uri, table, mode="error", storage_options=self.storage_options or None)
+            return table.num_rows
+        metrics = (
+            log.merge(table, predicate="t.event_id = s.event_id", source_alias="s", target_alias="t")
+            .when_not_matched_insert_all()
+            .execute()
+        )
+        return int(metrics.get("num_target_rows_inserted", 0))
+
+    def events(self, *, label_set: str | None = None) -> pd.DataFrame:
+        """The label-event log, optionally for one label set."""
+        try:
+            frame = DeltaTable(self.uri(EVENTS), storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return pd.DataFrame(columns=EVENT_SCHEMA.names)
+        data = frame.to_pyarrow_table().to_pandas()
+        if label_set is not None:
+            data = data[data["label_set"] == label_set]
+        return data.reset_index(drop=True)
+
+    # -- models --------------------------------------------------------------------------
+    def model_uri(self, label_set: str, version: str) -> str:
+        return f"{self.root}/_models/{label_set}/{version}.skops"
+
+    def save_bytes(self, uri: str, payload: bytes) -> None:
+        with fsspec.open(uri, "wb", auto_mkdir=True, **self.storage_options) as handle:
+            handle.write(payload)
+
+    def load_bytes(self, uri: str) -> bytes:
+        with fsspec.open(uri, "rb", **self.storage_options) as handle:
+            return handle.read()
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)

@@ -1,0 +1,29 @@
+"""Cache keys for stages, so a rerun after a crash does not redo finished work.
+
+A stage's result is reused when the job spec, the input data and the stage's code are unchanged.
+The key is built from the spec hash and the data fingerprint rather than by hashing the (large)
+arrays the stage receives.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy, CachePolicy
+
+CACHE_FOR = timedelta(days=7)
+
+
+def _job_key(stage: str):
+    def key(context, parameters) -> str:
+        spec = parameters["spec"]
+        dataset = parameters.get("dataset")
+        fingerprint = dataset.fingerprint if dataset is not None else "-"
+        return f"{stage}-{spec.spec_hash()}-{fingerprint}"
+
+    return key
+
+
+def by_job(stage: str) -> CachePolicy:
+    """Cache policy for ``stage``: spec hash + data fingerprint + the task's source code."""
+    return CacheKeyFnPolicy(cache_key_fn=_job_key(stage)) + TASK_SOURCE

@@ -1,0 +1,121 @@
+"""gate: per-class confidence thresholds for accepting machine labels.
+
+A machine label of class c is accepted only when the model's probability reaches ``threshold[c]``,
+the lowest threshold at which the lower bound of a Wilson interval on the estimated accuracy of
+predictions of c still reaches the target. The evidence is the out-of-sample predictions on items
+whose labels passed the audit, so the estimate comes from data, not from a constant. It is an
+estimate against audited labels, not against human checks: the report and the lineage say so.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from prefect import task
+
+from labelgate.progress import stage_finished
+from labelgate.spec import LabelingJobSpec
+from tasks.ingest import UNLABELED, Dataset
+
+Z_95 = 1.959963984540054
+
+
+def wilson_lower(correct: np.ndarray | float, total: np.ndarray | float, *, z: float = Z_95):
+    """Lower bound of the Wilson score interval for ``correct / total`` (0 where total is 0)."""
+    correct = np.asarray(correct, dtype=float)
+    total = np.asarray(total, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = correct / total
+        centre = p + z * z / (2 * total)
+        spread = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
+        lower = (centre - spread) / (1 + z * z / total)
+    return np.where(total > 0, lower, 0.0)
+
+
+def threshold_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np.ndarray]:
+    """Coverage and accuracy of accepting predictions with confidence >= t, for every t.
+
+    confidence: (m,) floats; correct: (m,) bools. Returns arrays sorted by descending threshold:
+    ``threshold``, ``coverage`` (share accepted), ``accuracy`` and ``accuracy_lower`` (Wilson).
+    """
+    order = np.argsort(-confidence, kind="stable")
+    conf = confidence[order]
+    hits = np.cumsum(correct[order])
+    total = np.arange(1, len(conf) + 1)
+    return {
+        "threshold": conf,
+        "coverage": total / max(len(conf), 1),
+        "accuracy": hits / total,
+        "accuracy_lower": wilson_lower(hits, total),
+    }
+
+
+def tune_thresholds(
+    pred_probs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    target_accuracy: float,
+    classes: list[str],
+) -> dict[str, dict[str, float]]:
+    """Choose a threshold per class.
+
+    pred_probs: (n, k) out-of-sample probabilities; labels: (n,) trusted class codes.
+    Returns ``{class: {"threshold", "support", "coverage", "accuracy", "accuracy_lower"}}``.
+    A class with no threshold that meets the target gets threshold ``inf``: none of its machine
+    labels is accepted.
+    """
+    predicted = pred_probs.argmax(axis=1)
+    confidence = pred_probs.max(axis=1)
+    out: dict[str, dict[str, float]] = {}
+    for code, name in enumerate(classes):
+        mask = predicted == code
+        entry = {"threshold": math.inf, "support": int(mask.sum()), "coverage": 0.0,
+                 "accuracy": float("nan"), "accuracy_lower": float("nan")}
+        if mask.any():
+            curve = threshold_curve(confidence[mask], labels[mask] == code)
+            ok = np.flatnonzero(curve["accuracy_lower"] >= target_accuracy)
+            if ok.size:
+                i = ok.max()
+                # ties: accept every item at or above the chosen threshold
+                entry.update(
+                    threshold=float(curve["threshold"][i]),
+                    coverage=float(curve["coverage"][i]),
+                    accuracy=float(curve["accuracy"][i]),
+                    accuracy_lower=float(curve["accuracy_lower"][i]),
+                )
+        out[name] = entry
+    return out
+
+
+# -- Prefect task ---------------------------------------------------------------------------
+
+
+@task(name="gate", on_completion=[stage_finished])
+def gate(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray,
+         audit_table: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+    """Tune per-class thresholds on given labels that passed the audit."""
+    labeled = dataset.given != UNLABELED
+    trusted = np.ones(int(labeled.sum()), dtype=bool)
+    if audit_table is not None:
+        trusted = ~audit_table["is_suspect"].to_numpy(dtype=bool)
+    return tune_thresholds(
+        pred_probs[labeled][trusted], dataset.given[labeled][trusted],
+        target_accuracy=spec.autolabel.target_accuracy, classes=dataset.classes,
+    )
+
+
+def threshold_curves(dataset: Dataset, pred_probs: np.ndarray,
+                     audit_table: pd.DataFrame | None) -> dict[str, dict[str, np.ndarray]]:
+    """Per-class coverage/accuracy curves over trusted labeled items, for the report."""
+    labeled = dataset.given != UNLABELED
+    probs, given = pred_probs[labeled], dataset.given[labeled]
+    if audit_table is not None:
+        keep = ~audit_table["is_suspect"].to_numpy(dtype=bool)
+        probs, given = probs[keep], given[keep]
+    predicted = probs.argmax(axis=1)
+    return {
+        name: threshold_curve(probs[predicted == c].max(axis=1), given[predicted == c] == c)
+        for c, name in enumerate(dataset.classes)
+    }

@@ -1,0 +1,140 @@
+"""ingest: read the dataset named by the spec and check it before anything trusts it.
+
+``read_table`` reads CSV, Parquet or JSONL from a local path or any fsspec URI, strictly (a
+truncated CSV row is an error, never a silent NaN). ``check_table`` runs the dataset checks and
+raises one :class:`DataError` listing every problem. ``to_dataset`` turns the checked table into
+the arrays the models use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import fsspec
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+from prefect import task
+
+from labelgate.errors import DataError
+from labelgate.progress import stage_finished
+from labelgate.spec import DatasetSpec, LabelingJobSpec, LabelSchema
+from validators.dataset_checks import REQUIRED_CHECKS, dataset_checks
+
+UNLABELED = -1
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A checked dataset, as arrays.
+
+    ids: (n,) str; X: (n,) str for text or (n, d) float for tabular;
+    given: (n,) int class codes, ``UNLABELED`` (-1) where the file has no label.
+    """
+
+    ids: np.ndarray
+    X: np.ndarray
+    given: np.ndarray
+    classes: list[str]
+    kind: str
+    fingerprint: str
+    source: str
+
+    @property
+    def n_labeled(self) -> int:
+        return int((self.given != UNLABELED).sum())
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with fsspec.open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise DataError(f"dataset file not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read dataset file {path}: {exc}") from None
+
+
+def read_table(dataset: DatasetSpec) -> tuple[pd.DataFrame, str]:
+    """Read the file into a DataFrame (all values as read, ids as strings).
+
+    Returns the table and a fingerprint of the input bytes (sha256, first 16 hex).
+    """
+    raw = _read_bytes(dataset.path)
+    fingerprint = hashlib.sha256(raw).hexdigest()[:16]
+    fmt = dataset.resolved_format
+    try:
+        if fmt == "csv":
+            convert = pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in (dataset.id_column, dataset.label_column) if c},
+                strings_can_be_null=True,
+            )
+            table = pacsv.read_csv(io.BytesIO(raw), convert_options=convert)
+        elif fmt == "jsonl":
+            table = pajson.read_json(io.BytesIO(raw))
+        else:
+            table = pq.read_table(io.BytesIO(raw))
+    except (pa.ArrowInvalid, pa.ArrowException, OSError) as exc:
+        raise DataError(f"dataset file {dataset.path} is malformed ({fmt}): {exc}") from None
+    frame = table.to_pandas()
+    if dataset.id_column in frame.columns:
+        ids = frame[dataset.id_column]
+        frame[dataset.id_column] = ids.where(ids.isna(), ids.astype(str))
+    return frame, fingerprint
+
+
+def check_table(frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSchema) -> None:
+    """Run every required dataset check; raise one DataError that lists all problems."""
+    problems: list[str] = []
+    for name in REQUIRED_CHECKS:
+        problems += dataset_checks.get(name)(frame, dataset, schema)
+        if problems and name in {"required_columns", "non_empty"}:
+            break
+    if problems:
+        raise DataError(f"dataset {dataset.path} failed its checks:\n  " + "\n  ".join(problems))
+
+
+def to_dataset(
+    frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSchema, *, fingerprint: str
+) -> Dataset:
+    """Turn a checked table into arrays; labels become codes in ``schema.classes`` order."""
+    if dataset.text_column:
+        X = frame[dataset.text_column].astype(str).to_numpy(dtype=object)
+    else:
+        X = frame[list(dataset.feature_columns or [])].apply(pd.to_numeric).to_numpy(dtype=float)
+    given = np.full(len(frame), UNLABELED, dtype=np.int64)
+    if dataset.label_column:
+        codes = {c: i for i, c in enumerate(schema.classes)}
+        labels = frame[dataset.label_column]
+        present = labels.notna().to_numpy()
+        given[present] = [codes.get(str(v).strip(), UNLABELED) for v in labels[present]]
+    return Dataset(
+        ids=frame[dataset.id_column].astype(str).to_numpy(dtype=object),
+        X=X,
+        given=given,
+        classes=list(schema.classes),
+        kind=dataset.kind,
+        fingerprint=fingerprint,
+        source=dataset.path,
+    )
+
+
+def load_dataset(dataset: DatasetSpec, schema: LabelSchema) -> Dataset:
+    """Read, check and convert: the whole ingest stage."""
+    frame, fingerprint = read_table(dataset)
+    check_table(frame, dataset, schema)
+    return to_dataset(frame, dataset, schema, fingerprint=fingerprint)
+
+
+# -- Prefect task ---------------------------------------------------------------------------
+
+
+@task(name="ingest", on_completion=[stage_finished])
+def ingest(spec: LabelingJobSpec) -> Dataset:
+    """Read and check the job's dataset (never cached: the file may have changed)."""
+    return load_dataset(spec.dataset, spec.label_schema)

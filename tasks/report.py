@@ -1,0 +1,187 @@
+"""report: what a person reads to judge a label set.
+
+Counts by status, source and class; the confusion between given and predicted labels; the top
+suspects with their reasons; the thresholds and what they rest on; a PNG with the same pictures.
+``build_report`` is pure (returns markdown); ``draw_report`` writes the PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from prefect import task  # noqa: E402
+from prefect.artifacts import create_markdown_artifact  # noqa: E402
+
+from labelgate.progress import stage_finished  # noqa: E402
+from labelgate.settings import get_settings  # noqa: E402
+from labelgate.spec import LabelingJobSpec  # noqa: E402
+from labelgate.store import STATUSES  # noqa: E402
+
+
+def counts(rows: pd.DataFrame) -> dict[str, Any]:
+    """Counts by status, by source and by class x status."""
+    by_class = (
+        rows.groupby(["label", "status"]).size().unstack(fill_value=0)
+        .reindex(columns=list(STATUSES), fill_value=0)
+    )
+    return {
+        "total": len(rows),
+        "status": {s: int((rows["status"] == s).sum()) for s in STATUSES},
+        "source": rows["source"].value_counts().to_dict(),
+        "by_class": by_class,
+    }
+
+
+def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Given (rows) x predicted (columns) counts over items that came with a label."""
+    labeled = rows[rows["given_label"].notna()]
+    table = pd.crosstab(labeled["given_label"], labeled["predicted_label"])
+    return table.reindex(index=classes, columns=classes, fill_value=0)
+
+
+def _md_table(frame: pd.DataFrame, *, index_name: str = "") -> str:
+    header = f"| {index_name} | " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|---" * (len(frame.columns) + 1) + "|"
+    body = [f"| {i} | " + " | ".join(str(v) for v in row) + " |" for i, row in
+            zip(frame.index, frame.itertuples(index=False), strict=True)]
+    return "\n".join([header, rule, *body])
+
+
+def build_report(
+    rows: pd.DataFrame,
+    *,
+    classes: list[str],
+    lineage: dict[str, Any],
+    version: int,
+    created: bool,
+    plot_name: str | None = "report.png",
+    top: int = 15,
+) -> str:
+    """Markdown report of one published version."""
+    c = counts(rows)
+    name = lineage.get("label_set", "?")
+    lines = [f"# Label set `{name}` version {version}", ""]
+    if not created:
+        lines += ["This run changed nothing: the latest version already holds these labels.", ""]
+    lines += [
+        f"Job `{lineage.get('job')}` · spec `{lineage.get('spec_hash')}` · data "
+        f"`{lineage.get('data_fingerprint')}` · model `{lineage.get('model_version')}` · "
+        f"licence {lineage.get('rights', {}).get('license')}",
+        "",
+        "## Counts",
+        "",
+        "| status | items | share |",
+        "|---|---|---|",
+    ]
+    for status, n in c["status"].items():
+        lines.append(f"| {status} | {n} | {n / max(c['total'], 1):.1%} |")
+    lines += ["", "| source | items |", "|---|---|"]
+    lines += [f"| {s} | {n} |" for s, n in c["source"].items()]
+    lines += ["", "Per class (by published label):", "", _md_table(c["by_class"], index_name="class")]
+    lines += ["", "## Given vs predicted (out-of-sample)", "",
+              _md_table(confusion(rows, classes), index_name="given \\ predicted")]
+    gate = lineage.get("thresholds", {})
+    if gate:
+        lines += [
+            "", "## Machine-label gate", "",
+            f"Target accuracy {lineage.get('target_accuracy')}. Estimated from out-of-sample "
+            "predictions on audited given labels (Wilson 95% lower bound); "
+            + ("**no human has checked these machine labels: their accuracy is unverified.**"
+               if lineage.get("machine_accuracy_verified") is False else ""),
+            "", "| class | threshold | support | est. accuracy | lower bound |", "|---|---|---|---|---|",
+        ]
+        for cls, g in gate.items():
+            t = "none reaches target" if not np.isfinite(g["threshold"]) else f"{g['threshold']:.3f}"
+            lines.append(f"| {cls} | {t} | {g['support']} | {g['accuracy']:.3f} | "
+                         f"{g['accuracy_lower']:.3f} |")
+    suspects = rows[rows["status"] == "quarantined"].sort_values("quality").head(top)
+    lines += ["", f"## Top {len(suspects)} suspects (lowest label quality first)", ""]
+    if suspects.empty:
+        lines.append("No label was quarantined.")
+    else:
+        lines += ["| item | given | quality | reason |", "|---|---|---|---|"]
+        lines += [f"| {r.item_id} | {r.given_label} | {r.quality:.3f} | {r.reason} |"
+                  for r in suspects.itertuples()]
+    audit = lineage.get("audit", {})
+    if audit:
+        lines += ["", "## Audit settings", "", "```", *(f"{k}: {v}" for k, v in audit.items()), "```"]
+    if plot_name:
+        lines += ["", f"![report]({plot_name})"]
+    return "\n".join(lines) + "\n"
+
+
+def draw_report(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]],
+                path: Path) -> Path:
+    """PNG with counts per status and class, the confusion matrix, label-quality histogram and
+    the threshold curves (coverage vs estimated accuracy)."""
+    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
+    by_class = counts(rows)["by_class"]
+    by_class.plot.bar(stacked=True, ax=axes[0, 0], color=["#4caf50", "#e53935", "#fbc02d"])
+    axes[0, 0].set_title("items per class and status")
+    axes[0, 0].set_xlabel("")
+
+    cm = confusion(rows, classes).to_numpy()
+    ax = axes[0, 1]
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted (out-of-sample)")
+    ax.set_ylabel("given")
+    ax.set_title("given vs predicted")
+    if len(classes) <= 12:
+        for (i, j), v in np.ndenumerate(cm):
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
+                    color="white" if v > cm.max() / 2 else "black")
+
+    ax = axes[1, 0]
+    labeled = rows[rows["given_label"].notna()]
+    for status, colour in (("accepted", "#4caf50"), ("quarantined", "#e53935")):
+        q = labeled.loc[labeled["status"] == status, "quality"].dropna()
+        if len(q):
+            ax.hist(q, bins=40, range=(0, 1), alpha=0.7, color=colour, label=status)
+    ax.set_title("label quality of given labels")
+    ax.set_xlabel("cleanlab label quality")
+    ax.legend()
+
+    ax = axes[1, 1]
+    for cls, curve in curves.items():
+        if len(curve["coverage"]):
+            ax.plot(curve["coverage"], curve["accuracy"], label=str(cls), lw=1)
+    ax.set_xlabel("coverage (share of predictions accepted)")
+    ax.set_ylabel("estimated accuracy")
+    ax.set_title("threshold curves per class")
+    if curves:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+# -- Prefect task ---------------------------------------------------------------------------
+
+
+@task(name="report", on_completion=[stage_finished])
+def report(spec: LabelingJobSpec, rows: pd.DataFrame, lineage: dict[str, Any], published,
+           curves: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Write report.md and report.png next to the run, and the same markdown as an artifact."""
+    folder = get_settings().runs_dir / spec.output.label_set / f"v{published.version}"
+    draw_report(rows, classes=spec.label_schema.classes, curves=curves, path=folder / "report.png")
+    markdown = build_report(rows, classes=spec.label_schema.classes, lineage=lineage,
+                            version=published.version, created=published.created)
+    path = folder / "report.md"
+    path.write_text(markdown)
+    create_markdown_artifact(
+        key=f"report-{spec.output.label_set}".replace("_", "-").replace(".", "-"),
+        markdown=markdown.replace("![report](report.png)", f"Plot: `{folder / 'report.png'}`"),
+        description=f"Label set {spec.output.label_set} v{published.version}",
+    )
+    return path
