@@ -1,0 +1,85 @@
+import pandas as pd
+import pytest
+
+from labelgate.errors import DataError
+from labelgate.spec import load_spec
+from tasks.ingest import UNLABELED, load_dataset
+from tests.conftest import make_text_frame, write_job
+
+
+def _load(path):
+    spec = load_spec(path)
+    return load_dataset(spec.dataset, spec.label_schema)
+
+
+@pytest.mark.parametrize("filename", ["data.csv", "data.parquet", "data.jsonl"])
+def test_reads_every_format_with_labels_as_codes(tmp_path, filename):
+    frame = make_text_frame(5)
+    frame.loc[0, "label"] = None
+    data = _load(write_job(tmp_path, frame, filename=filename))
+    assert len(data.ids) == 15
+    assert data.given[0] == UNLABELED
+    assert data.n_labeled == 14
+    assert data.classes == ["sports", "food", "tech"]
+    assert data.kind == "text"
+
+
+def test_truncated_csv_names_the_file(tmp_path):
+    path = write_job(tmp_path, make_text_frame(5))
+    csv = tmp_path / "data.csv"
+    csv.write_text(csv.read_text()[:-25])  # cut the last row in half
+    with pytest.raises(DataError, match=r"data\.csv is malformed"):
+        _load(path)
+
+
+def test_missing_file(tmp_path):
+    path = write_job(tmp_path, make_text_frame(5))
+    (tmp_path / "data.csv").unlink()
+    with pytest.raises(DataError, match="not found"):
+        _load(path)
+
+
+def test_missing_columns_are_listed_with_what_the_file_has(tmp_path):
+    frame = make_text_frame(5).rename(columns={"text": "body"})
+    with pytest.raises(DataError) as info:
+        _load(write_job(tmp_path, frame))
+    assert "missing column(s) 'text'" in str(info.value)
+    assert "'body'" in str(info.value)
+
+
+def test_every_row_problem_is_reported_with_rows_and_ids(tmp_path):
+    frame = make_text_frame(5)
+    frame.loc[3, "id"] = frame.loc[1, "id"]
+    frame.loc[4, "label"] = "weather"
+    frame.loc[6, "text"] = "   "
+    with pytest.raises(DataError) as info:
+        _load(write_job(tmp_path, frame))
+    message = str(info.value)
+    assert f"duplicate ids '{frame.loc[1, 'id']}' at rows 2, 4" in message
+    assert "'weather' not in schema.classes" in message and "rows 5" in message
+    assert "empty or missing text at rows 7" in message
+
+
+def test_empty_dataset(tmp_path):
+    frame = make_text_frame(1).iloc[0:0]
+    with pytest.raises(DataError, match="no rows"):
+        _load(write_job(tmp_path, frame))
+
+
+def test_single_class_cannot_train(tmp_path):
+    frame = make_text_frame(5)
+    frame["label"] = "food"
+    with pytest.raises(DataError, match="at least two classes"):
+        _load(write_job(tmp_path, frame))
+
+
+def test_tabular_non_numeric_feature(tmp_path):
+    frame = pd.DataFrame({"id": ["a", "b", "c"], "f0": [1.0, None, 2.0], "f1": ["1", "x", "3"],
+                          "label": ["p", "q", "p"]})
+    path = write_job(tmp_path, frame, classes=("p", "q"),
+                     dataset={"path": "data.csv", "id_column": "id", "feature_columns": ["f0", "f1"],
+                              "label_column": "label"})
+    with pytest.raises(DataError) as info:
+        _load(path)
+    assert "column 'f0': missing or non-numeric value at rows 2 (ids 'b')" in str(info.value)
+    assert "column 'f1'" in str(info.value)
