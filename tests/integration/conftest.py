@@ -68,6 +68,19 @@ def _read_secrets() -> dict[str, str]:
     return {name: os.environ.get(name) or from_file[name] for name in SECRET_NAMES}
 
 
+def _flush_prefect_workers() -> None:
+    """Send the events and logs this process still owes the server before it stops.
+
+    Otherwise Prefect's background workers are still busy at interpreter exit, when pytest has
+    closed the streams they log to, or retry a server that is already gone.
+    """
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    EventsWorker.drain_all(timeout=10)
+    APILogWorker.drain_all(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """API URL of a Prefect server (``http://127.0.0.1:<port>/api``)."""
@@ -76,6 +89,7 @@ def prefect_server() -> Iterator[str]:
     if started:
         _run("deploy/prefect/start.sh")
     yield api_url
+    _flush_prefect_workers()
     if started:
         _run("deploy/prefect/stop.sh")
 

@@ -1,0 +1,159 @@
+#!/usr/bin/env bash
+# Start a local Label Studio (SQLite) in the background on 127.0.0.1:${LABEL_STUDIO_PORT:-8080}.
+#
+# Reads (required, no defaults; `source deploy/secrets.sh` provides them):
+#   LABEL_STUDIO_USERNAME  admin e-mail
+#   LABEL_STUDIO_PASSWORD  admin password
+#   LABEL_STUDIO_API_KEY   legacy API token of the admin (> 5 characters)
+# Optional: LABEL_STUDIO_PORT (8080), LABEL_STUDIO_START_TIMEOUT (180 s; the first start runs
+# the database migrations, 80 s on a loaded 2-core machine, about 20 s after that).
+#
+# State: var/labelstudio/ (database, media, labelstudio.pid, labelstudio.log).
+# The admin user and its token are created on the first start only: a data dir made with
+# another token keeps it (the token check below then fails and says so).
+# Secrets reach Label Studio through its own environment variables, never the command line,
+# so they do not show in `ps`. This script never prints them.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+port="${LABEL_STUDIO_PORT:-8080}"
+timeout="${LABEL_STUDIO_START_TIMEOUT:-180}"
+url="http://127.0.0.1:${port}"
+state_dir="${repo_root}/var/labelstudio"
+pid_file="${state_dir}/labelstudio.pid"
+log_file="${state_dir}/labelstudio.log"
+venv="${repo_root}/.labelstudio-venv"
+
+missing=()
+for name in LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD LABEL_STUDIO_API_KEY; do
+    [[ -n "${!name:-}" ]] || missing+=("${name}")
+done
+if ((${#missing[@]})); then
+    echo "error: ${missing[*]} not set; run \`source deploy/secrets.sh\` first" >&2
+    exit 2
+fi
+
+# Print the HTTP status of GET $1 (000 when nothing answers). With a second argument, send
+# it as a legacy token; it goes through the environment of python3, not its command line.
+http_status() {
+    PROBE_TOKEN="${2:-}" python3 - "$1" <<'PY'
+import os, sys, urllib.error, urllib.request
+request = urllib.request.Request(sys.argv[1])
+if os.environ.get("PROBE_TOKEN"):
+    request.add_header("Authorization", "Token " + os.environ["PROBE_TOKEN"])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(request, timeout=5) as response:
+        print(response.status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+except Exception:
+    print("000")
+PY
+}
+
+running_pid() {
+    local pid
+    [[ -f "${pid_file}" ]] || return 1
+    pid="$(<"${pid_file}")"
+    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
+    # Guard against a recycled pid after a reboot.
+    if [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa label-studio "/proc/${pid}/cmdline"; then
+        return 1
+    fi
+    echo "${pid}"
+}
+
+show_log() {
+    if [[ -f "${log_file}" ]]; then
+        echo "--- last lines of ${log_file} ---" >&2
+        tail -n 40 "${log_file}" >&2
+        echo "---" >&2
+    fi
+}
+
+stop_group() {
+    kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || true
+    rm -f "${pid_file}"
+}
+
+check_token() {
+    local status
+    status="$(http_status "${url}/api/projects" "${LABEL_STUDIO_API_KEY}")"
+    case "${status}" in
+        200) return 0 ;;
+        401 | 403)
+            echo "error: Label Studio at ${url} refuses LABEL_STUDIO_API_KEY (HTTP ${status})." >&2
+            echo "  The admin and its token are set on the first start only: if ${state_dir}" >&2
+            echo "  was created with other secrets, restore them or run deploy/labelstudio/stop.sh" >&2
+            echo "  and delete ${state_dir} (this deletes its projects)." >&2
+            ;;
+        *) echo "error: GET ${url}/api/projects answered HTTP ${status}" >&2 ;;
+    esac
+    show_log
+    return 1
+}
+
+if pid="$(running_pid)"; then
+    if [[ "$(http_status "${url}/health")" == 200 ]]; then
+        check_token
+        echo "Label Studio already running at ${url} (pid ${pid})"
+        exit 0
+    fi
+    echo "Label Studio (pid ${pid}) is starting; waiting for it"
+else
+    rm -f "${pid_file}"
+    status="$(http_status "${url}/health")"
+    if [[ "${status}" == 200 ]]; then
+        check_token
+        echo "Label Studio already running at ${url} (not started by this script: no pid file)"
+        exit 0
+    elif [[ "${status}" != 000 ]]; then
+        echo "error: port ${port} is taken by something that is not Label Studio (HTTP ${status})" >&2
+        exit 1
+    fi
+
+    "${repo_root}/deploy/labelstudio/install.sh" >/dev/null
+    mkdir -p "${state_dir}"
+    [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
+    launcher=()
+    command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
+    (
+        # Label Studio also reads unprefixed names (HOST, PORT, DATABASE_NAME, ...): keep
+        # whatever the caller has under those names out of it.
+        unset HOST PORT DATABASE_NAME DJANGO_DB USER_TOKEN
+        export LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD
+        export LABEL_STUDIO_USER_TOKEN="${LABEL_STUDIO_API_KEY}"
+        export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true
+        export LABEL_STUDIO_BASE_DATA_DIR="${state_dir}"
+        export LABEL_STUDIO_COLLECT_ANALYTICS=false
+        export LABEL_STUDIO_LATEST_VERSION_CHECK=false
+        export LABEL_STUDIO_SENTRY_DSN="" LABEL_STUDIO_FRONTEND_SENTRY_DSN=""
+        cd "${state_dir}"
+        exec ${launcher[@]+"${launcher[@]}"} "${venv}/bin/label-studio" start --no-browser \
+            --internal-host 127.0.0.1 --port "${port}" --data-dir "${state_dir}" \
+            --username "${LABEL_STUDIO_USERNAME}" --enable-legacy-api-token
+    ) </dev/null >"${log_file}" 2>&1 &
+    pid=$!
+    echo "${pid}" >"${pid_file}"
+    echo "starting Label Studio (pid ${pid}), log ${log_file}"
+fi
+
+start=${SECONDS}
+until [[ "$(http_status "${url}/health")" == 200 ]]; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+        echo "error: Label Studio exited before answering ${url}/health" >&2
+        rm -f "${pid_file}"
+        show_log
+        exit 1
+    fi
+    if ((SECONDS - start >= timeout)); then
+        echo "error: Label Studio did not answer ${url}/health within ${timeout} s; stopping it" >&2
+        stop_group "${pid}"
+        show_log
+        exit 1
+    fi
+    sleep 1
+done
+check_token
+echo "Label Studio up at ${url} after $((SECONDS - start)) s; token accepted"

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Start a local Prefect server (SQLite) in the background on 127.0.0.1:${PREFECT_PORT:-4200},
+# from the project virtualenv (.venv/bin/prefect), with PREFECT_HOME=var/prefect.
+#
+# Optional env: PREFECT_PORT (4200), PREFECT_START_TIMEOUT (120 s).
+# State: var/prefect/ (PREFECT_HOME: prefect.db, prefect.pid, prefect.log).
+# Exits 0 once GET /api/health answers, or at once when it already does.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+port="${PREFECT_PORT:-4200}"
+timeout="${PREFECT_START_TIMEOUT:-120}"
+url="http://127.0.0.1:${port}"
+state_dir="${repo_root}/var/prefect"
+pid_file="${state_dir}/prefect.pid"
+log_file="${state_dir}/prefect.log"
+prefect="${repo_root}/.venv/bin/prefect"
+
+# Print the HTTP status of GET $1 (000 when nothing answers).
+http_status() {
+    python3 - "$1" <<'PY'
+import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(sys.argv[1], timeout=5) as response:
+        print(response.status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+except Exception:
+    print("000")
+PY
+}
+
+running_pid() {
+    local pid
+    [[ -f "${pid_file}" ]] || return 1
+    pid="$(<"${pid_file}")"
+    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
+    # Guard against a recycled pid after a reboot.
+    if [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa prefect "/proc/${pid}/cmdline"; then
+        return 1
+    fi
+    echo "${pid}"
+}
+
+show_log() {
+    if [[ -f "${log_file}" ]]; then
+        echo "--- last lines of ${log_file} ---" >&2
+        tail -n 40 "${log_file}" >&2
+        echo "---" >&2
+    fi
+}
+
+report_up() {
+    echo "Prefect server $1"
+    echo "  UI:  ${url}"
+    echo "  API: export PREFECT_API_URL=${url}/api"
+}
+
+if pid="$(running_pid)"; then
+    if [[ "$(http_status "${url}/api/health")" == 200 ]]; then
+        report_up "already running (pid ${pid})"
+        exit 0
+    fi
+    echo "Prefect server (pid ${pid}) is starting; waiting for it"
+else
+    rm -f "${pid_file}"
+    status="$(http_status "${url}/api/health")"
+    if [[ "${status}" == 200 ]]; then
+        report_up "already running (not started by this script: no pid file)"
+        exit 0
+    elif [[ "${status}" != 000 ]]; then
+        echo "error: port ${port} is taken by something that is not a Prefect server (HTTP ${status})" >&2
+        exit 1
+    fi
+    if [[ ! -x "${prefect}" ]]; then
+        echo "error: ${prefect} not found; create the project virtualenv first (make install)" >&2
+        exit 1
+    fi
+
+    mkdir -p "${state_dir}"
+    [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
+    launcher=()
+    command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
+    (
+        export PREFECT_HOME="${state_dir}"
+        export PREFECT_SERVER_ANALYTICS_ENABLED=false
+        # A client setting pointing elsewhere must not leak into the server's own services.
+        unset PREFECT_API_URL PREFECT_API_KEY
+        cd "${state_dir}"
+        exec ${launcher[@]+"${launcher[@]}"} "${prefect}" server start \
+            --host 127.0.0.1 --port "${port}" --no-background
+    ) </dev/null >"${log_file}" 2>&1 &
+    pid=$!
+    echo "${pid}" >"${pid_file}"
+    echo "starting Prefect server (pid ${pid}), log ${log_file}"
+fi
+
+start=${SECONDS}
+until [[ "$(http_status "${url}/api/health")" == 200 ]]; do
+    if ! kill -0 "${pid}" 2>/dev/null; then
+        echo "error: Prefect server exited before answering ${url}/api/health" >&2
+        rm -f "${pid_file}"
+        show_log
+        exit 1
+    fi
+    if ((SECONDS - start >= timeout)); then
+        echo "error: Prefect server did not answer ${url}/api/health within ${timeout} s; stopping it" >&2
+        kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
+        rm -f "${pid_file}"
+        show_log
+        exit 1
+    fi
+    sleep 1
+done
+report_up "up after $((SECONDS - start)) s"
