@@ -48,8 +48,7 @@ def write_job(folder: Path, n: int, *, seed: int = 0) -> tuple[Path, np.ndarray]
     frame.to_csv(data, index=False)
     spec = {
         "name": f"synthetic-{n}",
-        "dataset": {"path": data.name, "id_column": "id", "text_column": "text",
-                    "label_column": "label"},
+        "dataset": {"path": data.name, "id_column": "id", "text_column": "text", "label_column": "label"},
         "schema": {"classes": CLASSES},
         "autolabel": {"target_accuracy": 0.95, "n_folds": 5},
         "output": {"label_set": f"synthetic-{n}"},

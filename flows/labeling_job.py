@@ -31,9 +31,15 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     thresholds = gate(spec, dataset, audited.pred_probs, audited.table)
     rows = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
     lineage = build_lineage(
-        spec, dataset, rows,
-        model_version=machine.model_version, model_uri=machine.model_uri, models=machine.models,
-        thresholds=thresholds, audit_settings=audited.settings, flow_run_id=flow_run.get_id(),
+        spec,
+        dataset,
+        rows,
+        model_version=machine.model_version,
+        model_uri=machine.model_uri,
+        models=machine.models,
+        thresholds=thresholds,
+        audit_settings=audited.settings,
+        flow_run_id=flow_run.get_id(),
     )
     published = publish(spec, rows, lineage)
     report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs, audited.table))

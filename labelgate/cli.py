@@ -1,14 +1,14 @@
 """The ``labelgate`` command: run jobs and read label sets.
 
-    labelgate run SPEC
-    labelgate labelsets list | show NAME[@V] | export NAME[@V] ... | diff NAME@A NAME@B | lineage NAME[@V]
+labelgate run SPEC
+labelgate labelsets list | show NAME[@V] | export NAME[@V] ... | diff NAME@A NAME@B | lineage NAME[@V]
 """
 
 from __future__ import annotations
 
 import json
 import os
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -18,8 +18,11 @@ from rich.table import Table
 
 from labelgate.errors import LabelgateError
 
-app = typer.Typer(help="labelgate: autolabel, audit, quarantine and publish versioned label sets.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="labelgate: autolabel, audit, quarantine and publish versioned label sets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 labelsets = typer.Typer(help="Read versioned label sets.", no_args_is_help=True)
 app.add_typer(labelsets, name="labelsets")
 console = Console()
@@ -82,9 +85,15 @@ def _run_with_progress(spec):
     from flows.labeling_job import labeling_job
     from labelgate import progress
 
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn(),
-                  console=console, transient=False) as bar:
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} stages"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
         job = bar.add_task(f"{spec.name}: ingest", total=len(progress.STAGES))
 
         def advance(stage: str, state: str) -> None:
@@ -108,8 +117,10 @@ def _summarise(published) -> None:
     store = LabelStore()
     rows = store.read(published.label_set, published.version)
     counts = rows["status"].value_counts()
-    table = Table(title=f"{published.label_set} v{published.version}"
-                  + ("" if published.created else " (unchanged: same job on the same data)"))
+    table = Table(
+        title=f"{published.label_set} v{published.version}"
+        + ("" if published.created else " (unchanged: same job on the same data)")
+    )
     table.add_column("status")
     table.add_column("items", justify="right")
     for status in ("accepted", "quarantined", "needs_review"):
@@ -142,15 +153,21 @@ def list_sets() -> None:
     for name in store.names():
         latest = store.versions(name)[0]
         counts = latest["lineage"].get("counts", {})
-        table.add_row(name, str(latest["version"]), str(latest["lineage"].get("items", "")),
-                      *(str(counts.get(s, 0)) for s in ("accepted", "quarantined", "needs_review")),
-                      str(latest["lineage"].get("job", "")))
+        table.add_row(
+            name,
+            str(latest["version"]),
+            str(latest["lineage"].get("items", "")),
+            *(str(counts.get(s, 0)) for s in ("accepted", "quarantined", "needs_review")),
+            str(latest["lineage"].get("job", "")),
+        )
     console.print(table)
 
 
 @labelsets.command()
-def show(ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
-         limit: int = typer.Option(10, help="How many rows to print.")) -> None:
+def show(
+    ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
+    limit: int = typer.Option(10, help="How many rows to print."),
+) -> None:
     """Summary and first rows of one version (latest by default)."""
     from labelgate.store import parse_ref
 
@@ -163,13 +180,15 @@ def show(ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
         raise _fail(exc) from None
     shown = version if version is not None else store.latest_version(name)
     console.print(f"[bold]{name}[/] version {shown}")
-    console.print(f"job {lineage.get('job')} · data {lineage.get('data_source')} · "
-                  f"model {lineage.get('model_version')} · licence {lineage.get('rights', {}).get('license')}")
+    console.print(
+        f"job {lineage.get('job')} · data {lineage.get('data_source')} · "
+        f"model {lineage.get('model_version')} · licence {lineage.get('rights', {}).get('license')}"
+    )
     console.print(rows["status"].value_counts().to_string())
     console.print(rows.head(limit).to_string(index=False))
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     csv = "csv"
     parquet = "parquet"
     jsonl = "jsonl"
@@ -180,8 +199,9 @@ def export(
     ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
     fmt: ExportFormat = typer.Option(ExportFormat.csv, "--format", help="csv, parquet or jsonl"),
     output: Path = typer.Option(..., "--output", "-o", help="File to write."),
-    accepted_only: bool = typer.Option(False, "--accepted-only", help="Leave out quarantined "
-                                       "and unreviewed items."),
+    accepted_only: bool = typer.Option(
+        False, "--accepted-only", help="Leave out quarantined and unreviewed items."
+    ),
 ) -> None:
     """Write one version to a file."""
     from labelgate.store import parse_ref
@@ -202,8 +222,11 @@ def export(
 
 
 @labelsets.command()
-def diff(a: str = typer.Argument(..., metavar="NAME@A"), b: str = typer.Argument(..., metavar="NAME@B"),
-         limit: int = typer.Option(20, help="How many changed items to print.")) -> None:
+def diff(
+    a: str = typer.Argument(..., metavar="NAME@A"),
+    b: str = typer.Argument(..., metavar="NAME@B"),
+    limit: int = typer.Option(20, help="How many changed items to print."),
+) -> None:
     """Items whose label or status changed between two versions."""
     from labelgate.store import parse_ref
 

@@ -37,20 +37,26 @@ def write_demo(folder: Path, *, noise: float = 0.15, unlabeled: float = 0.2, see
     frame["label"] = label
     folder.mkdir(parents=True, exist_ok=True)
     frame.to_csv(folder / "digits.csv", index=False)
-    pd.DataFrame({"id": frame["id"], "true_label": truth.astype(str), "flipped": flip,
-                  "given": label}).to_csv(folder / "digits-truth.csv", index=False)
+    pd.DataFrame(
+        {"id": frame["id"], "true_label": truth.astype(str), "flipped": flip, "given": label}
+    ).to_csv(folder / "digits-truth.csv", index=False)
     spec = {
         "name": "digits-demo",
-        "dataset": {"path": "digits.csv", "id_column": "id",
-                    "feature_columns": [f"px{i}" for i in range(64)], "label_column": "label"},
-        "schema": {"classes": CLASSES,
-                   "instructions": "Which digit (0-9) does the 8x8 image show?"},
+        "dataset": {
+            "path": "digits.csv",
+            "id_column": "id",
+            "feature_columns": [f"px{i}" for i in range(64)],
+            "label_column": "label",
+        },
+        "schema": {"classes": CLASSES, "instructions": "Which digit (0-9) does the 8x8 image show?"},
         "autolabel": {"target_accuracy": 0.98},
         "review": {"mode": "none"},
         "output": {"label_set": "digits"},
-        "rights": {"license": "CC-BY-4.0",
-                   "source": "UCI ML hand-written digits, as shipped with scikit-learn",
-                   "allowed_uses": ["training", "evaluation"]},
+        "rights": {
+            "license": "CC-BY-4.0",
+            "source": "UCI ML hand-written digits, as shipped with scikit-learn",
+            "allowed_uses": ["training", "evaluation"],
+        },
     }
     path = folder / "digits-job.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))

@@ -82,7 +82,9 @@ class LabelSchema(_Strict):
 
 class AutolabelSpec(_Strict):
     target_accuracy: float = Field(
-        default=0.98, gt=0.5, le=1.0,
+        default=0.98,
+        gt=0.5,
+        le=1.0,
         description="Machine labels are accepted only where the estimated accuracy reaches this.",
     )
     n_folds: int = Field(default=5, ge=2, le=20, description="K for out-of-sample probabilities.")
@@ -172,9 +174,7 @@ def load_spec(path: str | Path) -> LabelingJobSpec:
     dataset_path = spec.dataset.path
     if "://" not in dataset_path and not Path(dataset_path).is_absolute():
         resolved = (path.parent / dataset_path).resolve()
-        spec = spec.model_copy(
-            update={"dataset": spec.dataset.model_copy(update={"path": str(resolved)})}
-        )
+        spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"path": str(resolved)})})
     return spec
 
 

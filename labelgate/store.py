@@ -77,8 +77,8 @@ class LabelStore:
     def __init__(self, root: str | None = None, *, storage_options: dict[str, str] | None = None):
         settings = get_settings()
         self.root = str(root or settings.store).rstrip("/")
-        self.storage_options = storage_options if storage_options is not None else dict(
-            settings.storage_options
+        self.storage_options = (
+            storage_options if storage_options is not None else dict(settings.storage_options)
         )
 
     # -- paths ---------------------------------------------------------------------------
@@ -90,15 +90,11 @@ class LabelStore:
             table = DeltaTable(self.uri(name), storage_options=self.storage_options or None)
         except TableNotFoundError:
             known = ", ".join(self.names()) or "none yet"
-            raise StoreError(
-                f"no label set {name!r} in store {self.root} (label sets: {known})"
-            ) from None
+            raise StoreError(f"no label set {name!r} in store {self.root} (label sets: {known})") from None
         if version is not None:
             latest = table.version()
             if not 0 <= version <= latest:
-                raise StoreError(
-                    f"label set {name!r} has no version {version}; versions are 0..{latest}"
-                )
+                raise StoreError(f"label set {name!r} has no version {version}; versions are 0..{latest}")
             table.load_as_version(version)
         return table
 
@@ -207,9 +203,7 @@ class LabelStore:
         so a rerun never records the same observation twice. Returns rows inserted."""
         if events.empty:
             return 0
-        table = pa.Table.from_pandas(
-            events[EVENT_SCHEMA.names], schema=EVENT_SCHEMA, preserve_index=False
-        )
+        table = pa.Table.from_pandas(events[EVENT_SCHEMA.names], schema=EVENT_SCHEMA, preserve_index=False)
         uri = self.uri(EVENTS)
         try:
             log = DeltaTable(uri, storage_options=self.storage_options or None)

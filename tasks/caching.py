@@ -7,9 +7,12 @@ arrays the stage receives.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy, CachePolicy
+
+from labelgate.settings import get_settings
 
 CACHE_FOR = timedelta(days=7)
 
@@ -19,11 +22,12 @@ def _job_key(stage: str):
         spec = parameters["spec"]
         dataset = parameters.get("dataset")
         fingerprint = dataset.fingerprint if dataset is not None else "-"
-        return f"{stage}-{spec.spec_hash()}-{fingerprint}"
+        store = hashlib.sha256(get_settings().store.encode()).hexdigest()[:8]
+        return f"{stage}-{spec.spec_hash()}-{fingerprint}-{store}"
 
     return key
 
 
 def by_job(stage: str) -> CachePolicy:
-    """Cache policy for ``stage``: spec hash + data fingerprint + the task's source code."""
+    """Cache policy for ``stage``: spec hash + data fingerprint + store + the task's source code."""
     return CacheKeyFnPolicy(cache_key_fn=_job_key(stage)) + TASK_SOURCE

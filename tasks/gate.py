@@ -71,8 +71,13 @@ def tune_thresholds(
     out: dict[str, dict[str, float]] = {}
     for code, name in enumerate(classes):
         mask = predicted == code
-        entry = {"threshold": math.inf, "support": int(mask.sum()), "coverage": 0.0,
-                 "accuracy": float("nan"), "accuracy_lower": float("nan")}
+        entry = {
+            "threshold": math.inf,
+            "support": int(mask.sum()),
+            "coverage": 0.0,
+            "accuracy": float("nan"),
+            "accuracy_lower": float("nan"),
+        }
         if mask.any():
             curve = threshold_curve(confidence[mask], labels[mask] == code)
             ok = np.flatnonzero(curve["accuracy_lower"] >= target_accuracy)
@@ -93,21 +98,25 @@ def tune_thresholds(
 
 
 @task(name="gate", on_completion=[stage_finished])
-def gate(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray,
-         audit_table: pd.DataFrame | None) -> dict[str, dict[str, float]]:
+def gate(
+    spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray, audit_table: pd.DataFrame | None
+) -> dict[str, dict[str, float]]:
     """Tune per-class thresholds on given labels that passed the audit."""
     labeled = dataset.given != UNLABELED
     trusted = np.ones(int(labeled.sum()), dtype=bool)
     if audit_table is not None:
         trusted = ~audit_table["is_suspect"].to_numpy(dtype=bool)
     return tune_thresholds(
-        pred_probs[labeled][trusted], dataset.given[labeled][trusted],
-        target_accuracy=spec.autolabel.target_accuracy, classes=dataset.classes,
+        pred_probs[labeled][trusted],
+        dataset.given[labeled][trusted],
+        target_accuracy=spec.autolabel.target_accuracy,
+        classes=dataset.classes,
     )
 
 
-def threshold_curves(dataset: Dataset, pred_probs: np.ndarray,
-                     audit_table: pd.DataFrame | None) -> dict[str, dict[str, np.ndarray]]:
+def threshold_curves(
+    dataset: Dataset, pred_probs: np.ndarray, audit_table: pd.DataFrame | None
+) -> dict[str, dict[str, np.ndarray]]:
     """Per-class coverage/accuracy curves over trusted labeled items, for the report."""
     labeled = dataset.given != UNLABELED
     probs, given = pred_probs[labeled], dataset.given[labeled]

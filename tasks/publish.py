@@ -68,17 +68,37 @@ def build_lineage(
     }
 
 
-def label_events(rows: pd.DataFrame, *, label_set: str, job: str, key: str,
-                 model_version: str, observed_at: datetime | None = None) -> pd.DataFrame:
+def label_events(
+    rows: pd.DataFrame,
+    *,
+    label_set: str,
+    job: str,
+    key: str,
+    model_version: str,
+    observed_at: datetime | None = None,
+) -> pd.DataFrame:
     """One event per label observation: the given label (if any) and the model's label."""
     observed_at = observed_at or datetime.now(tz=UTC)
     given = rows[rows["given_label"].notna()]
     frames = [
-        pd.DataFrame({"item_id": given["item_id"], "label": given["given_label"],
-                      "source": "given", "actor": "dataset", "confidence": np.nan}),
-        pd.DataFrame({"item_id": rows["item_id"], "label": rows["predicted_label"],
-                      "source": "model", "actor": f"model:{model_version}",
-                      "confidence": rows["confidence"].astype(float)}),
+        pd.DataFrame(
+            {
+                "item_id": given["item_id"],
+                "label": given["given_label"],
+                "source": "given",
+                "actor": "dataset",
+                "confidence": np.nan,
+            }
+        ),
+        pd.DataFrame(
+            {
+                "item_id": rows["item_id"],
+                "label": rows["predicted_label"],
+                "source": "model",
+                "actor": f"model:{model_version}",
+                "confidence": rows["confidence"].astype(float),
+            }
+        ),
     ]
     events = pd.concat(frames, ignore_index=True)
     events["event_id"] = [
@@ -108,14 +128,22 @@ class Published:
 def publish(spec: LabelingJobSpec, rows: pd.DataFrame, lineage: dict[str, Any]) -> Published:
     """Record the label events, then commit the new version (one atomic Delta commit)."""
     store = LabelStore()
-    events = label_events(rows, label_set=spec.output.label_set, job=spec.name,
-                          key=lineage["run_key"], model_version=lineage["model_version"])
+    events = label_events(
+        rows,
+        label_set=spec.output.label_set,
+        job=spec.name,
+        key=lineage["run_key"],
+        model_version=lineage["model_version"],
+    )
     inserted = store.record_events(events)
     version, created = store.publish(spec.output.label_set, rows, lineage=lineage)
     logger = get_run_logger()
     if created:
         logger.info("published %s version %d (%d items)", spec.output.label_set, version, len(rows))
     else:
-        logger.info("%s version %d already holds this run's labels; nothing new published",
-                    spec.output.label_set, version)
+        logger.info(
+            "%s version %d already holds this run's labels; nothing new published",
+            spec.output.label_set,
+            version,
+        )
     return Published(spec.output.label_set, version, created, store.root, inserted)

@@ -16,7 +16,6 @@ from prefect import get_run_logger, task
 
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
-
 from tasks.ingest import UNLABELED, Dataset
 
 #: How many near neighbours the audit asks (see tasks.audit); named in reasons.
@@ -27,8 +26,14 @@ def _fmt_p(p: float) -> str:
     return f"{p:.2f}" if p < 0.995 else f"{p:.3f}"
 
 
-def suspect_reason(given: str, predicted: str, p_predicted: float, p_given: float,
-                   neighbours_agree: int | None, n_neighbours: int | None) -> str:
+def suspect_reason(
+    given: str,
+    predicted: str,
+    p_predicted: float,
+    p_given: float,
+    neighbours_agree: int | None,
+    n_neighbours: int | None,
+) -> str:
     """'given 'a'; the model gives 'b' p=0.94 (p('a')=0.03); 4 of 5 near neighbours agree'."""
     if predicted != given:
         text = f"given {given!r}; the model gives {predicted!r} p={_fmt_p(p_predicted)}"
@@ -81,12 +86,19 @@ def decide_status(
         g = dataset.given[i]
         if suspect[j]:
             reason[i] = suspect_reason(
-                classes[g], classes[predicted[i]], float(confidence[i]), float(pred_probs[i, g]),
-                None if agree is None else int(agree[j]), n_neighbours,
+                classes[g],
+                classes[predicted[i]],
+                float(confidence[i]),
+                float(pred_probs[i, g]),
+                None if agree is None else int(agree[j]),
+                n_neighbours,
             )
         else:
-            reason[i] = "given label passed the confident-learning audit" if audit is not None \
+            reason[i] = (
+                "given label passed the confident-learning audit"
+                if audit is not None
                 else "given label (audit disabled)"
+            )
 
     # machine labels: the per-class threshold decides
     for i in np.flatnonzero(~labeled):
@@ -100,8 +112,7 @@ def decide_status(
         else:
             status[i] = "needs_review"
             bar = "no threshold reaches" if not np.isfinite(t) else f"below threshold {t:.3f} for"
-            reason[i] = (f"model gives {name!r} p={_fmt_p(p)}, {bar} "
-                         f"{target_accuracy:.0%} estimated accuracy")
+            reason[i] = f"model gives {name!r} p={_fmt_p(p)}, {bar} {target_accuracy:.0%} estimated accuracy"
 
     return pd.DataFrame(
         {
@@ -122,13 +133,22 @@ def decide_status(
 
 
 @task(name="quarantine", on_completion=[stage_finished])
-def quarantine(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray,
-               audit_table: pd.DataFrame | None,
-               thresholds: dict[str, dict[str, float]]) -> pd.DataFrame:
+def quarantine(
+    spec: LabelingJobSpec,
+    dataset: Dataset,
+    pred_probs: np.ndarray,
+    audit_table: pd.DataFrame | None,
+    thresholds: dict[str, dict[str, float]],
+) -> pd.DataFrame:
     """Status, label, source and reason for every item."""
-    rows = decide_status(dataset, pred_probs, audit_table, thresholds,
-                         target_accuracy=spec.autolabel.target_accuracy,
-                         n_neighbours=NEIGHBOURS)
+    rows = decide_status(
+        dataset,
+        pred_probs,
+        audit_table,
+        thresholds,
+        target_accuracy=spec.autolabel.target_accuracy,
+        n_neighbours=NEIGHBOURS,
+    )
     counts = rows["status"].value_counts().to_dict()
     get_run_logger().info("statuses: %s", counts)
     return rows

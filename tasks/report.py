@@ -13,22 +13,24 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from prefect import task  # noqa: E402
-from prefect.artifacts import create_markdown_artifact  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
 
-from labelgate.progress import stage_finished  # noqa: E402
-from labelgate.settings import get_settings  # noqa: E402
-from labelgate.spec import LabelingJobSpec  # noqa: E402
-from labelgate.store import STATUSES  # noqa: E402
+from labelgate.progress import stage_finished
+from labelgate.settings import get_settings
+from labelgate.spec import LabelingJobSpec
+from labelgate.store import STATUSES
 
 
 def counts(rows: pd.DataFrame) -> dict[str, Any]:
     """Counts by status, by source and by class x status."""
     by_class = (
-        rows.groupby(["label", "status"]).size().unstack(fill_value=0)
+        rows.groupby(["label", "status"])
+        .size()
+        .unstack(fill_value=0)
         .reindex(columns=list(STATUSES), fill_value=0)
     )
     return {
@@ -49,8 +51,10 @@ def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 def _md_table(frame: pd.DataFrame, *, index_name: str = "") -> str:
     header = f"| {index_name} | " + " | ".join(str(c) for c in frame.columns) + " |"
     rule = "|---" * (len(frame.columns) + 1) + "|"
-    body = [f"| {i} | " + " | ".join(str(v) for v in row) + " |" for i, row in
-            zip(frame.index, frame.itertuples(index=False), strict=True)]
+    body = [
+        f"| {i} | " + " | ".join(str(v) for v in row) + " |"
+        for i, row in zip(frame.index, frame.itertuples(index=False), strict=True)
+    ]
     return "\n".join([header, rule, *body])
 
 
@@ -85,30 +89,43 @@ def build_report(
     lines += ["", "| source | items |", "|---|---|"]
     lines += [f"| {s} | {n} |" for s, n in c["source"].items()]
     lines += ["", "Per class (by published label):", "", _md_table(c["by_class"], index_name="class")]
-    lines += ["", "## Given vs predicted (out-of-sample)", "",
-              _md_table(confusion(rows, classes), index_name="given \\ predicted")]
+    lines += [
+        "",
+        "## Given vs predicted (out-of-sample)",
+        "",
+        _md_table(confusion(rows, classes), index_name="given \\ predicted"),
+    ]
     gate = lineage.get("thresholds", {})
     if gate:
         lines += [
-            "", "## Machine-label gate", "",
+            "",
+            "## Machine-label gate",
+            "",
             f"Target accuracy {lineage.get('target_accuracy')}. Estimated from out-of-sample "
             "predictions on audited given labels (Wilson 95% lower bound); "
-            + ("**no human has checked these machine labels: their accuracy is unverified.**"
-               if lineage.get("machine_accuracy_verified") is False else ""),
-            "", "| class | threshold | support | est. accuracy | lower bound |", "|---|---|---|---|---|",
+            + (
+                "**no human has checked these machine labels: their accuracy is unverified.**"
+                if lineage.get("machine_accuracy_verified") is False
+                else ""
+            ),
+            "",
+            "| class | threshold | support | est. accuracy | lower bound |",
+            "|---|---|---|---|---|",
         ]
         for cls, g in gate.items():
             t = "none reaches target" if not np.isfinite(g["threshold"]) else f"{g['threshold']:.3f}"
-            lines.append(f"| {cls} | {t} | {g['support']} | {g['accuracy']:.3f} | "
-                         f"{g['accuracy_lower']:.3f} |")
+            lines.append(
+                f"| {cls} | {t} | {g['support']} | {g['accuracy']:.3f} | {g['accuracy_lower']:.3f} |"
+            )
     suspects = rows[rows["status"] == "quarantined"].sort_values("quality").head(top)
     lines += ["", f"## Top {len(suspects)} suspects (lowest label quality first)", ""]
     if suspects.empty:
         lines.append("No label was quarantined.")
     else:
         lines += ["| item | given | quality | reason |", "|---|---|---|---|"]
-        lines += [f"| {r.item_id} | {r.given_label} | {r.quality:.3f} | {r.reason} |"
-                  for r in suspects.itertuples()]
+        lines += [
+            f"| {r.item_id} | {r.given_label} | {r.quality:.3f} | {r.reason} |" for r in suspects.itertuples()
+        ]
     audit = lineage.get("audit", {})
     if audit:
         lines += ["", "## Audit settings", "", "```", *(f"{k}: {v}" for k, v in audit.items()), "```"]
@@ -117,8 +134,9 @@ def build_report(
     return "\n".join(lines) + "\n"
 
 
-def draw_report(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]],
-                path: Path) -> Path:
+def draw_report(
+    rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]], path: Path
+) -> Path:
     """PNG with counts per status and class, the confusion matrix, label-quality histogram and
     the threshold curves (coverage vs estimated accuracy)."""
     fig, axes = plt.subplots(2, 2, figsize=(13, 10))
@@ -137,8 +155,15 @@ def draw_report(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dic
     ax.set_title("given vs predicted")
     if len(classes) <= 12:
         for (i, j), v in np.ndenumerate(cm):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8,
-                    color="white" if v > cm.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if v > cm.max() / 2 else "black",
+            )
 
     ax = axes[1, 0]
     labeled = rows[rows["given_label"].notna()]
@@ -170,13 +195,23 @@ def draw_report(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dic
 
 
 @task(name="report", on_completion=[stage_finished])
-def report(spec: LabelingJobSpec, rows: pd.DataFrame, lineage: dict[str, Any], published,
-           curves: dict[str, dict[str, np.ndarray]]) -> Path:
+def report(
+    spec: LabelingJobSpec,
+    rows: pd.DataFrame,
+    lineage: dict[str, Any],
+    published,
+    curves: dict[str, dict[str, np.ndarray]],
+) -> Path:
     """Write report.md and report.png next to the run, and the same markdown as an artifact."""
     folder = get_settings().runs_dir / spec.output.label_set / f"v{published.version}"
     draw_report(rows, classes=spec.label_schema.classes, curves=curves, path=folder / "report.png")
-    markdown = build_report(rows, classes=spec.label_schema.classes, lineage=lineage,
-                            version=published.version, created=published.created)
+    markdown = build_report(
+        rows,
+        classes=spec.label_schema.classes,
+        lineage=lineage,
+        version=published.version,
+        created=published.created,
+    )
     path = folder / "report.md"
     path.write_text(markdown)
     create_markdown_artifact(

@@ -33,16 +33,26 @@ def make_text_frame(n_per_class: int = 40, *, seed: int = 0) -> pd.DataFrame:
     rows = []
     for label, vocab in words.items():
         for _ in range(n_per_class):
-            text = " ".join(rng.choice(vocab, size=6)) + " " + " ".join(
-                rng.choice(["the", "a", "today", "very", "new"], size=2))
+            text = (
+                " ".join(rng.choice(vocab, size=6))
+                + " "
+                + " ".join(rng.choice(["the", "a", "today", "very", "new"], size=2))
+            )
             rows.append({"text": text, "label": label})
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=seed).reset_index(drop=True)
     frame.insert(0, "id", [f"t{i:04d}" for i in range(len(frame))])
     return frame
 
 
-def write_job(folder: Path, frame: pd.DataFrame, *, label_set: str = "texts",
-              classes=("sports", "food", "tech"), filename: str = "data.csv", **over) -> Path:
+def write_job(
+    folder: Path,
+    frame: pd.DataFrame,
+    *,
+    label_set: str = "texts",
+    classes=("sports", "food", "tech"),
+    filename: str = "data.csv",
+    **over,
+) -> Path:
     """Write ``frame`` and a text job spec that reads it; returns the spec path."""
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / filename
@@ -54,8 +64,7 @@ def write_job(folder: Path, frame: pd.DataFrame, *, label_set: str = "texts",
         frame.to_json(data, orient="records", lines=True)
     spec = {
         "name": "text-job",
-        "dataset": {"path": filename, "id_column": "id", "text_column": "text",
-                    "label_column": "label"},
+        "dataset": {"path": filename, "id_column": "id", "text_column": "text", "label_column": "label"},
         "schema": {"classes": list(classes)},
         "autolabel": {"target_accuracy": 0.95, "n_folds": 3},
         "output": {"label_set": label_set},

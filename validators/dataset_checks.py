@@ -33,9 +33,7 @@ def required_columns(frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSch
     missing = [c for c in wanted if c not in frame.columns]
     if not missing:
         return []
-    return [
-        f"missing column(s) {preview(missing)}; the file has {preview(list(frame.columns), limit=12)}"
-    ]
+    return [f"missing column(s) {preview(missing)}; the file has {preview(list(frame.columns), limit=12)}"]
 
 
 @dataset_checks.register("non_empty")
@@ -85,8 +83,7 @@ def non_empty_text(frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSchem
     if not empty.any():
         return []
     return [
-        f"column {dataset.text_column!r}: empty or missing text at "
-        f"{_rows(frame, empty, dataset.id_column)}"
+        f"column {dataset.text_column!r}: empty or missing text at {_rows(frame, empty, dataset.id_column)}"
     ]
 
 
@@ -98,8 +95,7 @@ def numeric_features(frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSch
         bad = values.isna() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
         if bad.any():
             problems.append(
-                f"column {column!r}: missing or non-numeric value at "
-                f"{_rows(frame, bad, dataset.id_column)}"
+                f"column {column!r}: missing or non-numeric value at {_rows(frame, bad, dataset.id_column)}"
             )
     return problems
 

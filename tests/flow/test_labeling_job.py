@@ -45,8 +45,17 @@ def test_job_publishes_a_version_with_planted_errors_quarantined(tmp_path):
     assert "quarantined" not in set(accepted["status"])
 
     lineage = store.lineage("texts", 0)
-    for key in ("job", "spec_hash", "data_fingerprint", "model_version", "thresholds", "audit",
-                "counts", "rights", "parent_version"):
+    for key in (
+        "job",
+        "spec_hash",
+        "data_fingerprint",
+        "model_version",
+        "thresholds",
+        "audit",
+        "counts",
+        "rights",
+        "parent_version",
+    ):
         assert key in lineage, key
     assert lineage["rights"]["license"] == "CC0-1.0"
     assert lineage["parent_version"] is None

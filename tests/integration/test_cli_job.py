@@ -20,14 +20,19 @@ LABELGATE = str(Path(sys.executable).parent / "labelgate")
 
 
 def _cli(*args, env, cwd):
-    return subprocess.run([LABELGATE, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return subprocess.run(
+        [LABELGATE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def _env(tmp_path, prefect_server):
     env = dict(os.environ)
-    env.update(PREFECT_API_URL=prefect_server, LABELGATE_STORE=str(tmp_path / "store"),
-               LABELGATE_RUNS_DIR=str(tmp_path / "runs"), COLUMNS="200")
+    env.update(
+        PREFECT_API_URL=prefect_server,
+        LABELGATE_STORE=str(tmp_path / "store"),
+        LABELGATE_RUNS_DIR=str(tmp_path / "runs"),
+        COLUMNS="200",
+    )
     return env
 
 
@@ -63,8 +68,9 @@ def test_run_export_diff_against_a_real_prefect_server(tmp_path, prefect_server)
     assert _cli("run", str(spec), env=env, cwd=tmp_path).returncode == 0
 
     out = tmp_path / "v0.parquet"
-    result = _cli("labelsets", "export", "texts@0", "--format", "parquet", "--output", str(out),
-                  env=env, cwd=tmp_path)
+    result = _cli(
+        "labelsets", "export", "texts@0", "--format", "parquet", "--output", str(out), env=env, cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     assert len(pd.read_parquet(out)) == 90
 

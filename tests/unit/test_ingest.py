@@ -74,11 +74,20 @@ def test_single_class_cannot_train(tmp_path):
 
 
 def test_tabular_non_numeric_feature(tmp_path):
-    frame = pd.DataFrame({"id": ["a", "b", "c"], "f0": [1.0, None, 2.0], "f1": ["1", "x", "3"],
-                          "label": ["p", "q", "p"]})
-    path = write_job(tmp_path, frame, classes=("p", "q"),
-                     dataset={"path": "data.csv", "id_column": "id", "feature_columns": ["f0", "f1"],
-                              "label_column": "label"})
+    frame = pd.DataFrame(
+        {"id": ["a", "b", "c"], "f0": [1.0, None, 2.0], "f1": ["1", "x", "3"], "label": ["p", "q", "p"]}
+    )
+    path = write_job(
+        tmp_path,
+        frame,
+        classes=("p", "q"),
+        dataset={
+            "path": "data.csv",
+            "id_column": "id",
+            "feature_columns": ["f0", "f1"],
+            "label_column": "label",
+        },
+    )
     with pytest.raises(DataError) as info:
         _load(path)
     assert "column 'f0': missing or non-numeric value at rows 2 (ids 'b')" in str(info.value)

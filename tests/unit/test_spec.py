@@ -5,8 +5,7 @@ from labelgate.spec import LabelingJobSpec, load_spec, parse_spec
 
 BASE = {
     "name": "tweets-audit",
-    "dataset": {"path": "data/tweets.csv", "id_column": "id", "text_column": "text",
-                "label_column": "label"},
+    "dataset": {"path": "data/tweets.csv", "id_column": "id", "text_column": "text", "label_column": "label"},
     "schema": {"classes": ["negative", "neutral", "positive"]},
     "autolabel": {"target_accuracy": 0.98},
     "review": {"mode": "none"},
@@ -28,9 +27,12 @@ def test_issue_example_spec_loads_and_resolves_path_next_to_the_spec(tmp_path):
 
 
 def test_unknown_keys_and_wrong_types_name_every_field():
-    bad = {**BASE, "colour": "red",
-           "autolabel": {"target_accuracy": "very high"},
-           "dataset": {**BASE["dataset"], "idcolumn": "x"}}
+    bad = {
+        **BASE,
+        "colour": "red",
+        "autolabel": {"target_accuracy": "very high"},
+        "dataset": {**BASE["dataset"], "idcolumn": "x"},
+    }
     with pytest.raises(SpecError) as info:
         parse_spec(bad, where="job.yaml")
     message = str(info.value)
