@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,8 +29,22 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Extra options for the object store (credentials, region), passed to deltalake.",
     )
-    labelstudio_url: str = "http://127.0.0.1:8080"
-    labelstudio_api_key: SecretStr | None = None
+    labelstudio_url: str = Field(
+        default="http://127.0.0.1:8080",
+        validation_alias=AliasChoices(
+            "labelstudio_url", "LABELGATE_LABELSTUDIO_URL", "LABEL_STUDIO_URL"
+        ),
+        description="Base URL of the Label Studio server (LABELGATE_LABELSTUDIO_URL or "
+        "LABEL_STUDIO_URL).",
+    )
+    labelstudio_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "labelstudio_api_key", "LABELGATE_LABELSTUDIO_API_KEY", "LABEL_STUDIO_API_KEY"
+        ),
+        description="Label Studio API token of an admin (LABELGATE_LABELSTUDIO_API_KEY or "
+        "LABEL_STUDIO_API_KEY). No default: review in Label Studio fails without it.",
+    )
 
 
 @lru_cache(maxsize=1)

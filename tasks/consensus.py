@@ -1,0 +1,140 @@
+"""consensus: fold several people's answers into one label per item, and score the people.
+
+``consensus_labels`` uses cleanlab's CROWDLAB (``cleanlab.multiannotator``) when model
+probabilities are given, and majority vote (the named fallback) when not. ``annotator_scores``
+rates each annotator by agreement with consensus and, where gold items exist, by accuracy on them.
+``needs_another_annotator`` ranks items by cleanlab's active-learning scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from cleanlab.multiannotator import (
+    get_active_learning_scores,
+    get_label_quality_multiannotator,
+    get_majority_vote_label,
+)
+
+from labelgate.errors import DataError
+
+
+def annotation_matrix(
+    annotations: pd.DataFrame, item_ids: list[str], classes: list[str]
+) -> pd.DataFrame:
+    """Items x annotators matrix of class codes (NaN = not annotated).
+
+    annotations: rows with ``item_id``, ``annotator``, ``label`` (class name); only rows whose
+    label is in ``classes`` count (skipped, empty and out-of-schema answers are left out). When an
+    annotator answered an item twice, the latest row wins.
+    """
+    codes = {c: i for i, c in enumerate(classes)}
+    usable = annotations[annotations["label"].isin(codes)]
+    usable = usable.drop_duplicates(["item_id", "annotator"], keep="last")
+    matrix = usable.pivot(index="item_id", columns="annotator", values="label")
+    matrix = matrix.reindex(index=item_ids).apply(lambda col: col.map(codes)).astype(float)
+    return matrix
+
+
+def consensus_labels(
+    annotations: pd.DataFrame,
+    item_ids: list[str],
+    classes: list[str],
+    *,
+    pred_probs: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """One consensus label per item.
+
+    pred_probs: (len(item_ids), k) model probabilities for the same items, or None.
+    Returns columns ``item_id, label, quality, agreement, n_annotations, method`` (label None for
+    items nobody answered usably).
+    """
+    matrix = annotation_matrix(annotations, item_ids, classes)
+    answered = matrix.notna().any(axis=1).to_numpy()
+    out = pd.DataFrame({"item_id": item_ids, "label": None, "quality": np.nan,
+                        "agreement": np.nan, "n_annotations": matrix.notna().sum(axis=1).to_numpy(),
+                        "method": None})
+    if not answered.any():
+        return out
+    sub = matrix[answered]
+    # CROWDLAB needs at least one item with 2+ annotators and all classes representable
+    multi = (sub.notna().sum(axis=1) >= 2).any()
+    if pred_probs is not None and multi and sub.shape[1] >= 2:
+        result = get_label_quality_multiannotator(
+            sub.reset_index(drop=True), np.asarray(pred_probs)[answered], verbose=False,
+            return_detailed_quality=False, return_annotator_stats=False,
+        )["label_quality"]
+        codes = result["consensus_label"].to_numpy(dtype=int)
+        quality = result["consensus_quality_score"].to_numpy()
+        agreement = result["annotator_agreement"].to_numpy()
+        method = "crowdlab"
+    else:
+        codes = get_majority_vote_label(sub.reset_index(drop=True), verbose=False).astype(int)
+        votes = sub.to_numpy()
+        agreement = np.nanmean(votes == codes[:, None], axis=1, where=~np.isnan(votes))
+        quality = agreement
+        method = "majority_vote"
+    out.loc[answered, "label"] = np.asarray(classes, dtype=object)[codes]
+    out.loc[answered, "quality"] = quality
+    out.loc[answered, "agreement"] = agreement
+    out.loc[answered, "method"] = method
+    return out
+
+
+def annotator_scores(
+    annotations: pd.DataFrame, consensus: pd.DataFrame, *, gold: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Per annotator: answers, agreement with consensus, and accuracy on gold items.
+
+    Returns columns ``annotator, answers, agreement_with_consensus, gold_answers, gold_accuracy``.
+    """
+    if annotations.empty:
+        return pd.DataFrame(columns=["annotator", "answers", "agreement_with_consensus",
+                                     "gold_answers", "gold_accuracy"])
+    merged = annotations.merge(consensus[["item_id", "label"]].rename(columns={"label": "consensus"}),
+                               on="item_id", how="left")
+    merged["agrees"] = merged["label"] == merged["consensus"]
+    merged["gold"] = merged["item_id"].map(gold or {})
+    merged["gold_hit"] = merged["label"] == merged["gold"]
+    rows = []
+    for annotator, group in merged.groupby("annotator"):
+        on_gold = group[group["gold"].notna()]
+        rows.append({
+            "annotator": annotator,
+            "answers": len(group),
+            "agreement_with_consensus": float(group["agrees"].mean()),
+            "gold_answers": len(on_gold),
+            "gold_accuracy": float(on_gold["gold_hit"].mean()) if len(on_gold) else np.nan,
+        })
+    return pd.DataFrame(rows).sort_values("annotator").reset_index(drop=True)
+
+
+def needs_another_annotator(
+    annotations: pd.DataFrame,
+    item_ids: list[str],
+    classes: list[str],
+    pred_probs: np.ndarray,
+    *,
+    budget: int,
+    min_quality: float = 0.0,
+) -> list[str]:
+    """The ``budget`` items whose labels would gain most from one more annotation.
+
+    Ranks by cleanlab's ``get_active_learning_scores`` (lowest = least certain); items with no
+    usable answer come first. Items whose score is at least ``1 - min_quality`` are never chosen
+    (with the default 0 every item is a candidate).
+    """
+    if budget <= 0:
+        return []
+    matrix = annotation_matrix(annotations, item_ids, classes)
+    answered = matrix.notna().any(axis=1).to_numpy()
+    scores = np.full(len(item_ids), -1.0)  # unanswered first
+    if answered.any():
+        sub = matrix[answered].reset_index(drop=True)
+        try:
+            scores[answered], _ = get_active_learning_scores(sub, np.asarray(pred_probs)[answered])
+        except ValueError as exc:
+            raise DataError(f"cannot score items for another annotation: {exc}") from None
+    order = np.argsort(scores, kind="stable")
+    chosen = [item_ids[i] for i in order if scores[i] < 1 - min_quality]
+    return chosen[:budget]

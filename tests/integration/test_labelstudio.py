@@ -1,0 +1,271 @@
+"""The Label Studio adapter and the bot labelers against a real Label Studio.
+
+Server: Label Studio, started by deploy/labelstudio/start.sh through the ``labelstudio_server``
+fixture (``LABEL_STUDIO_PORT``, default 8080). Each test works in its own project (uuid title)
+and deletes it afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pandas as pd
+import pytest
+
+from labelgate.bots import BotLabeler
+from labelgate.errors import ServiceError
+from labelgate.labelconfig import label_config
+from labelgate.labelstudio import LabelStudio
+
+from .conftest import LabelStudioServer
+
+pytestmark = pytest.mark.integration
+
+CLASSES = ["sports", "food", "tech"]
+
+
+@pytest.fixture
+def client(labelstudio_server: LabelStudioServer) -> Iterator[LabelStudio]:
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key, timeout=60) as ls:
+        yield ls
+
+
+@pytest.fixture
+def project(client: LabelStudio) -> Iterator[int]:
+    """A fresh text project with the three classes, deleted after the test."""
+    project_id = client.ensure_project(title=f"labelgate-test {uuid.uuid4().hex[:12]}",
+                                       label_config=label_config(CLASSES, kind="text"))
+    yield project_id
+    client.delete_project(project_id)
+
+
+def _items(n: int, *, start: int = 0, predictions: bool = True) -> pd.DataFrame:
+    ids = [f"item-{i:05d}" for i in range(start, start + n)]
+    frame = pd.DataFrame({
+        "item_id": ids,
+        "data": [{"text": f"text of {i}"} for i in ids],
+        "route_reason": "model confidence 0.41 < threshold 0.80",
+    })
+    if predictions:
+        frame["prediction"] = [CLASSES[i % 3] for i in range(start, start + n)]
+        frame["prediction_score"] = 0.41
+        frame["model_version"] = "logreg-v1"
+    return frame
+
+
+def _truth(frame: pd.DataFrame) -> dict[str, str]:
+    return {item: CLASSES[int(item.split("-")[1]) % 3] for item in frame["item_id"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_rerun_reuses_the_project_and_updates_a_changed_config(client: LabelStudio) -> None:
+    title = f"labelgate-test {uuid.uuid4().hex[:12]}"
+    first = client.ensure_project(title=title, label_config=label_config(CLASSES, kind="text"))
+    try:
+        again = client.ensure_project(title=title,
+                                      label_config=label_config(CLASSES, kind="text"))
+        changed = client.ensure_project(
+            title=title, label_config=label_config([*CLASSES, "other"], kind="text"),
+            instructions="Pick the topic.")
+
+        assert first == again == changed
+        assert client.choice_control(first).labels == (*CLASSES, "other")
+        same_title = client._json("GET", "/api/projects/", params={"title": title})["results"]
+        assert [p["id"] for p in same_title] == [first]
+    finally:
+        client.delete_project(first)
+
+
+def test_import_of_2000_items_is_chunked_idempotent_and_carries_predictions(
+    client: LabelStudio, project: int
+) -> None:
+    items = _items(2000)
+    calls: list[str] = []
+    client._http.event_hooks["request"].append(
+        lambda request: calls.append(f"{request.method} {request.url.path}"))
+
+    created = client.import_items(project, items, chunk_size=500)
+    imports = [c for c in calls if c.endswith("/import")]
+    created_again = client.import_items(project, items, chunk_size=500)
+    created_extra = client.import_items(project, _items(2010), chunk_size=500)  # 10 new
+    index = client.task_index(project)
+
+    assert (created, created_again, created_extra) == (2000, 0, 10)
+    assert imports == [f"POST /api/projects/{project}/import"] * 4
+    assert not any("prediction" in c for c in calls)  # no call per prediction
+    assert len(index) == 2010 and len(set(index.values())) == 2010
+    assert set(index) == set(_items(2010)["item_id"])
+
+    task = client._json("GET", f"/api/tasks/{index['item-00004']}/")
+    assert task["data"]["item_id"] == "item-00004"
+    assert task["data"]["route_reason"].startswith("model confidence")
+    [prediction] = task["predictions"]
+    assert prediction["result"][0]["value"]["choices"] == [CLASSES[4 % 3]]
+    assert prediction["score"] == pytest.approx(0.41)
+    assert prediction["model_version"] == "logreg-v1"
+
+
+def test_bots_annotations_are_attributed_and_synced_incrementally(
+    client: LabelStudio, project: int, labelstudio_server: LabelStudioServer
+) -> None:
+    items = _items(12, predictions=False)
+    truth = _truth(items)
+    client.import_items(project, items)
+    run = uuid.uuid4().hex[:8]
+    perfect = BotLabeler(f"perfect-{run}@bots.labelgate.local", accuracy=1.0)
+    wrong = BotLabeler(f"wrong-{run}@bots.labelgate.local", accuracy=0.0,
+                       confusion={0: 1, 1: 2, 2: 0})
+    noisy = BotLabeler(f"noisy-{run}@bots.labelgate.local", accuracy=0.7, seed=3)
+    bots = [perfect, wrong, noisy]
+
+    first_round = [bot.work(client, project, truth=truth, classes=CLASSES, limit=5)
+                   for bot in bots]
+    time.sleep(1.1)  # the cursor keeps back the current second (Date header resolution)
+    first = client.fetch_annotations(project, settle=0)
+    second_round = [bot.work(client, project, truth=truth, classes=CLASSES) for bot in bots]
+    third_round = [bot.work(client, project, truth=truth, classes=CLASSES) for bot in bots]
+    late = BotLabeler(f"late-{run}@bots.labelgate.local", accuracy=1.0)
+    late_count = late.work(client, project, truth=truth, classes=CLASSES, max_per_task=3)
+    time.sleep(1.1)
+    second = client.fetch_annotations(project, since=first.attrs["cursor"], settle=0)
+
+    assert first_round == [5, 5, 5] and second_round == [7, 7, 7]
+    assert third_round == [0, 0, 0] and late_count == 0  # never twice; k=3 reached
+    assert len(first) == 15 and len(second) == 21
+    assert not set(first["annotation_id"]) & set(second["annotation_id"])
+    everything = pd.concat([first, second], ignore_index=True)
+    assert everything.groupby("annotator")["item_id"].nunique().to_dict() == {
+        bot.email: 12 for bot in bots}
+    assert (everything["status"] == "ok").all()
+    by_bot = {email: dict(zip(g["item_id"], g["label"], strict=True))
+              for email, g in everything.groupby("annotator")}
+    assert by_bot[perfect.email] == truth
+    assert by_bot[wrong.email] == {i: CLASSES[(CLASSES.index(t) + 1) % 3]
+                                   for i, t in truth.items()}
+
+    # An edited annotation comes back (same id, new label) after the cursor.
+    edited = second.iloc[0]
+    new_label = next(c for c in CLASSES if c != edited["label"])
+    control = client.choice_control(project)
+    response = httpx.patch(
+        f"{labelstudio_server.url}/api/annotations/{edited['annotation_id']}/",
+        headers={"Authorization": f"Token {labelstudio_server.api_key}"}, timeout=30,
+        json={"result": [{"from_name": control.from_name, "to_name": control.to_name,
+                          "type": "choices", "value": {"choices": [new_label]}}]})
+    response.raise_for_status()
+    time.sleep(1.1)
+    third = client.fetch_annotations(project, since=second.attrs["cursor"], settle=0)
+
+    assert third[["annotation_id", "label", "annotator"]].values.tolist() == [
+        [edited["annotation_id"], new_label, edited["annotator"]]]
+
+
+def test_skips_empty_and_out_of_schema_answers_get_a_status_not_a_crash(
+    client: LabelStudio, project: int
+) -> None:
+    client.import_items(project, _items(5, predictions=False))
+    tasks = client.task_index(project)
+    user = client.ensure_user(f"odd-{uuid.uuid4().hex[:8]}@bots.labelgate.local")
+    answers = {"item-00000": dict(choice=None, was_cancelled=True),
+               "item-00001": dict(choice=None),
+               "item-00002": dict(choice="weather"),
+               "item-00003": dict(choice="tech"),
+               "item-00004": dict(choice="food")}
+    for item_id, answer in answers.items():
+        client.create_annotation(tasks[item_id], project_id=project, completed_by=user, **answer)
+    time.sleep(1.1)
+
+    frame = client.fetch_annotations(project, settle=0, classes=["sports", "food"])
+
+    got = frame.set_index("item_id")[["status", "label", "raw_label"]]
+    assert got.loc["item-00000"].tolist() == ["skipped", None, None]
+    assert got.loc["item-00001"].tolist() == ["empty", None, None]
+    assert got.loc["item-00002"].tolist() == ["unknown_label", None, "weather"]
+    assert got.loc["item-00003"].tolist() == ["unknown_label", None, "tech"]  # not in classes
+    assert got.loc["item-00004"].tolist() == ["ok", "food", "food"]
+
+
+def test_webhook_is_added_once_per_url(client: LabelStudio, project: int) -> None:
+    # Label Studio refuses loopback and private URLs while SSRF protection is on (its default).
+    url = f"http://1.1.1.1/labelgate-test/{uuid.uuid4().hex[:8]}"
+
+    first = client.add_webhook(project, url, secret="s3cret-one")
+    again = client.add_webhook(project, url, secret="s3cret-two")
+
+    hooks = [h for h in client._json("GET", "/api/webhooks/", params={"project": project})
+             if h["url"] == url]
+    assert first == again and [h["id"] for h in hooks] == [first]
+    assert hooks[0]["headers"] == {"X-Labelgate-Secret": "s3cret-two"}
+    assert set(hooks[0]["actions"]) >= {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
+
+
+def test_a_down_server_fails_after_retries_naming_the_url_not_the_token(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = "tok-" + uuid.uuid4().hex
+    url = f"http://127.0.0.1:{_free_port()}"
+    down = LabelStudio(url, token, retries=2, backoff=0.01, timeout=2)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(ServiceError) as failure:
+        down.ensure_project(title="never", label_config=label_config(CLASSES, kind="text"))
+
+    message = str(failure.value)
+    assert url in message and "/api/projects/" in message and "3 attempts" in message
+    assert token not in message and token not in caplog.text and token not in repr(down)
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+
+
+def test_a_wrong_token_fails_at_once_with_label_studio_s_message(
+    labelstudio_server: LabelStudioServer,
+) -> None:
+    token = "0" * 40
+    wrong = LabelStudio(labelstudio_server.url, token, retries=3, backoff=5)
+
+    started = time.monotonic()
+    with pytest.raises(ServiceError, match=r"HTTP 401.*Invalid token") as failure:
+        wrong.task_index(1)
+
+    assert time.monotonic() - started < 5  # a 4xx is not retried
+    assert token not in str(failure.value)
+
+
+def test_5xx_answers_are_retried_then_reported_with_the_status() -> None:
+    answers = iter([503, 502, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(answers)
+        body = {"tasks": [], "total": 0} if status == 200 else {"detail": "overloaded"}
+        return httpx.Response(status, json=body)
+
+    flaky = LabelStudio("http://ls.test", "k" * 40, retries=2, backoff=0.01,
+                        transport=httpx.MockTransport(handler))
+    assert flaky.task_index(7) == {}
+
+    always = LabelStudio("http://ls.test", "k" * 40, retries=1, backoff=0.01,
+                         transport=httpx.MockTransport(lambda r: httpx.Response(500, text="boom")))
+    with pytest.raises(ServiceError, match=r"GET http://ls.test/api/tasks/ answered HTTP 500"):
+        always.task_index(7)
+
+
+def test_a_loopback_webhook_url_is_added_once_or_refused_with_the_setting_that_allows_it(
+    client: LabelStudio, project: int
+) -> None:
+    # deploy/labelstudio/start.sh decides whether Label Studio's SSRF protection is on.
+    try:
+        first = client.add_webhook(project, "http://127.0.0.1:9/hook", secret="s3cret-three")
+    except ServiceError as failure:
+        assert "SSRF_PROTECTION_ENABLED=false" in str(failure)
+        assert "s3cret-three" not in str(failure)
+    else:
+        assert client.add_webhook(project, "http://127.0.0.1:9/hook",
+                                  secret="s3cret-three") == first
