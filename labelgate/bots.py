@@ -46,8 +46,9 @@ class BotLabeler:
         Seed of the bot's answers.
     """
 
-    def __init__(self, email: str, *, accuracy: float, confusion: Mapping[int, int] | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, email: str, *, accuracy: float, confusion: Mapping[int, int] | None = None, seed: int = 0
+    ) -> None:
         self.email = email
         self.accuracy = accuracy
         self.confusion = confusion
@@ -60,8 +61,9 @@ class BotLabeler:
         """The bot's (reproducible) answer for one item whose true class is ``true_label``."""
         classes = list(classes)
         if true_label not in classes:
-            raise LabelgateError(f"item {item_id!r}: true label {true_label!r} is not one of "
-                                 f"the classes {preview(classes)}")
+            raise LabelgateError(
+                f"item {item_id!r}: true label {true_label!r} is not one of the classes {preview(classes)}"
+            )
         rng = np.random.default_rng([self.seed, zlib.crc32(str(item_id).encode())])
         if len(classes) == 1 or rng.random() < self.accuracy:
             return true_label
@@ -72,9 +74,16 @@ class BotLabeler:
         others = [c for c in classes if c != true_label]
         return others[int(rng.integers(len(others)))]
 
-    def work(self, client: LabelStudio, project_id: int, *, truth: Mapping[str, str],
-             classes: Sequence[str], limit: int | None = None,
-             max_per_task: int | None = None) -> int:
+    def work(
+        self,
+        client: LabelStudio,
+        project_id: int,
+        *,
+        truth: Mapping[str, str],
+        classes: Sequence[str],
+        limit: int | None = None,
+        max_per_task: int | None = None,
+    ) -> int:
         """Annotate the project's tasks this bot has not annotated yet; return how many.
 
         Parameters
@@ -102,20 +111,17 @@ class BotLabeler:
         self._check_confusion(len(classes))
         if limit is not None and limit <= 0:
             return 0
-        user_id = client.ensure_user(self.email, first_name="Bot",
-                                     last_name=self.email.split("@")[0])
+        user_id = client.ensure_user(self.email, first_name="Bot", last_name=self.email.split("@")[0])
         done = 0
         page_size = 100 if limit is None else min(1000, max(20, 2 * limit))
-        for task in client.iter_tasks(project_id, exclude_annotator=user_id,
-                                      page_size=page_size):
+        for task in client.iter_tasks(project_id, exclude_annotator=user_id, page_size=page_size):
             item_id, annotators = task["item_id"], task["annotator_ids"]
             if item_id not in truth or user_id in annotators:
                 continue
             if max_per_task is not None and len(annotators) >= max_per_task:
                 continue
             label = self.answer(item_id, truth[item_id], classes)
-            client.create_annotation(task["task_id"], label, project_id=project_id,
-                                     completed_by=user_id)
+            client.create_annotation(task["task_id"], label, project_id=project_id, completed_by=user_id)
             done += 1
             if limit is not None and done >= limit:
                 break
@@ -123,8 +129,10 @@ class BotLabeler:
         return done
 
     def _check_confusion(self, n_classes: int) -> None:
-        bad = [f"{k}->{v}" for k, v in (self.confusion or {}).items()
-               if not (0 <= k < n_classes and 0 <= v < n_classes)]
+        bad = [
+            f"{k}->{v}"
+            for k, v in (self.confusion or {}).items()
+            if not (0 <= k < n_classes and 0 <= v < n_classes)
+        ]
         if bad:
-            raise LabelgateError(f"{self!r}: confusion indices outside 0..{n_classes - 1}: "
-                                 f"{preview(bad)}")
+            raise LabelgateError(f"{self!r}: confusion indices outside 0..{n_classes - 1}: {preview(bad)}")

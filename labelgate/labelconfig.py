@@ -86,22 +86,28 @@ def label_config(classes: Sequence[str], *, kind: Kind, instructions: str = "") 
     if kind == "text":
         ET.SubElement(view, "Text", name=object_name, value=value)
     elif kind == "image":
-        ET.SubElement(view, "Image", name=object_name, value=value, maxWidth="256px",
-                      zoom="true")
+        ET.SubElement(view, "Image", name=object_name, value=value, maxWidth="256px", zoom="true")
     else:
         ET.SubElement(view, "HyperText", name=object_name, value=value)
 
-    choices = ET.SubElement(view, "Choices", name=CHOICES_NAME, toName=object_name,
-                            choice="single-radio", required="true",
-                            requiredMessage="Pick one class, or skip the task.")
+    choices = ET.SubElement(
+        view,
+        "Choices",
+        name=CHOICES_NAME,
+        toName=object_name,
+        choice="single-radio",
+        required="true",
+        requiredMessage="Pick one class, or skip the task.",
+    )
     for name in names:
         ET.SubElement(choices, "Choice", value=name)
     ET.indent(view, space="  ")
     return ET.tostring(view, encoding="unicode")
 
 
-def render_digit_png(pixels_8x8: Sequence[float] | Sequence[Sequence[float]], *,
-                     scale: int = 8, max_value: float = 16.0) -> str:
+def render_digit_png(
+    pixels_8x8: Sequence[float] | Sequence[Sequence[float]], *, scale: int = 8, max_value: float = 16.0
+) -> str:
     """Render a small grayscale image (e.g. an sklearn digit) as a PNG data URI.
 
     Parameters
@@ -183,7 +189,7 @@ def _square_grid(pixels: Sequence[float] | Sequence[Sequence[float]]) -> list[li
         side = math.isqrt(len(values))
         if side * side != len(values):
             raise ValueError(f"expected a square image; got {len(values)} flat values")
-        return [[float(v) for v in values[i * side:(i + 1) * side]] for i in range(side)]
+        return [[float(v) for v in values[i * side : (i + 1) * side]] for i in range(side)]
     rows = [[float(v) for v in row] for row in values]
     if not rows or any(len(row) != len(rows) for row in rows):
         shape = f"{len(rows)} rows of lengths {preview(sorted({len(r) for r in rows}))}"
@@ -192,5 +198,9 @@ def _square_grid(pixels: Sequence[float] | Sequence[Sequence[float]]) -> list[li
 
 
 def _png_chunk(tag: bytes, payload: bytes) -> bytes:
-    return (struct.pack(">I", len(payload)) + tag + payload
-            + struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF))
+    return (
+        struct.pack(">I", len(payload))
+        + tag
+        + payload
+        + struct.pack(">I", zlib.crc32(tag + payload) & 0xFFFFFFFF)
+    )

@@ -51,12 +51,19 @@ WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDA
 WEBHOOK_SECRET_HEADER = "X-Labelgate-Secret"
 #: Columns of ``fetch_annotations``.
 ANNOTATION_COLUMNS = (
-    "annotation_id", "task_id", "item_id", "annotator", "annotator_id", "label", "raw_label",
-    "status", "created_at", "updated_at",
+    "annotation_id",
+    "task_id",
+    "item_id",
+    "annotator",
+    "annotator_id",
+    "label",
+    "raw_label",
+    "status",
+    "created_at",
+    "updated_at",
 )
 #: Columns of ``list_tasks``.
-TASK_COLUMNS = ("task_id", "item_id", "annotator_ids", "total_annotations",
-                "cancelled_annotations")
+TASK_COLUMNS = ("task_id", "item_id", "annotator_ids", "total_annotations", "cancelled_annotations")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format (UTC)
@@ -102,8 +109,16 @@ class LabelStudio:
         An ``httpx`` transport to use instead of the network (tests: ``httpx.MockTransport``).
     """
 
-    def __init__(self, url: str, api_key: str, *, timeout: float = 30, retries: int = 4,
-                 backoff: float = 0.5, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout: float = 30,
+        retries: int = 4,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         if not url or not url.startswith(("http://", "https://")):
             raise LabelgateError(f"Label Studio URL must start with http:// or https://; got {url!r}")
         if hasattr(api_key, "get_secret_value"):
@@ -138,8 +153,7 @@ class LabelStudio:
                 "LABELGATE_LABELSTUDIO_API_KEY); `source deploy/secrets.sh` does it for the "
                 "local server"
             )
-        return cls(settings.labelstudio_url, settings.labelstudio_api_key.get_secret_value(),
-                   **options)
+        return cls(settings.labelstudio_url, settings.labelstudio_api_key.get_secret_value(), **options)
 
     def __repr__(self) -> str:
         return f"LabelStudio(url={self.url!r})"
@@ -156,8 +170,9 @@ class LabelStudio:
 
     # ------------------------------------------------------------------ projects
 
-    def ensure_project(self, *, title: str, label_config: str, instructions: str = "",
-                       annotators_per_task: int = 1) -> int:
+    def ensure_project(
+        self, *, title: str, label_config: str, instructions: str = "", annotators_per_task: int = 1
+    ) -> int:
         """Return the id of the project called exactly ``title``, creating it if needed.
 
         A rerun finds the same project (never a second one); when several carry the title,
@@ -179,8 +194,9 @@ class LabelStudio:
             different people before it counts as done.
         """
         if not title.strip() or len(title) > 50:
-            raise LabelgateError(f"Label Studio project titles have 1 to 50 characters; got "
-                                 f"{len(title)}: {title!r}")
+            raise LabelgateError(
+                f"Label Studio project titles have 1 to 50 characters; got {len(title)}: {title!r}"
+            )
         if annotators_per_task < 1:
             raise LabelgateError(f"annotators_per_task must be >= 1; got {annotators_per_task}")
         settings = {
@@ -197,10 +213,15 @@ class LabelStudio:
             return int(project["id"])
         project = min(found, key=lambda p: p["id"])
         if len(found) > 1:
-            logger.warning("%d Label Studio projects are titled %r; using the oldest, %s",
-                           len(found), title, project["id"])
+            logger.warning(
+                "%d Label Studio projects are titled %r; using the oldest, %s",
+                len(found),
+                title,
+                project["id"],
+            )
         changed = {
-            key: value for key, value in settings.items()
+            key: value
+            for key, value in settings.items()
             if key != "label_config" and project.get(key) != value
         }
         if _squash(project.get("label_config", "")) != _squash(label_config):
@@ -208,8 +229,7 @@ class LabelStudio:
         if changed:
             self._json("PATCH", f"/api/projects/{project['id']}/", json=changed)
             self._controls.pop(int(project["id"]), None)
-            logger.info("updated %s of Label Studio project %s", ", ".join(sorted(changed)),
-                        project["id"])
+            logger.info("updated %s of Label Studio project %s", ", ".join(sorted(changed)), project["id"])
         return int(project["id"])
 
     def delete_project(self, project_id: int) -> None:
@@ -225,7 +245,8 @@ class LabelStudio:
             for name, control in parsed.items():
                 if control.get("type") == "Choices" and control.get("to_name"):
                     self._controls[project_id] = ChoiceControl(
-                        from_name=name, to_name=control["to_name"][0],
+                        from_name=name,
+                        to_name=control["to_name"][0],
                         labels=tuple(control.get("labels") or ()),
                     )
                     break
@@ -285,12 +306,16 @@ class LabelStudio:
                 )
         created = 0
         for start in range(0, len(frame), chunk_size):
-            chunk = frame.iloc[start:start + chunk_size]
+            chunk = frame.iloc[start : start + chunk_size]
             chunk = chunk[~chunk["item_id"].isin(self._existing_items(project_id, chunk))]
             if not chunk.empty:
                 created += self._import_chunk(project_id, chunk, control)
-        logger.info("imported %d new tasks into Label Studio project %s (%d already there)",
-                    created, project_id, len(frame) - created)
+        logger.info(
+            "imported %d new tasks into Label Studio project %s (%d already there)",
+            created,
+            project_id,
+            len(frame) - created,
+        )
         return created
 
     def task_index(self, project_id: int) -> dict[str, int]:
@@ -307,8 +332,9 @@ class LabelStudio:
                 index.setdefault(task["item_id"], task["task_id"])
         return index
 
-    def iter_tasks(self, project_id: int, *, exclude_annotator: int | None = None,
-                   page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    def iter_tasks(
+        self, project_id: int, *, exclude_annotator: int | None = None, page_size: int = 1000
+    ) -> Iterator[dict[str, Any]]:
         """Yield the project's tasks in task id order, a page at a time.
 
         Each task is a dict with ``task_id`` (int), ``item_id`` (str or None),
@@ -320,10 +346,8 @@ class LabelStudio:
         """
         filters = []
         if exclude_annotator is not None:
-            filters.append(_dm_filter("annotators", "not_contains", int(exclude_annotator),
-                                      "List"))
-        for tasks in self._dm_pages(project_id, fields="task_only", filters=filters,
-                                    page_size=page_size):
+            filters.append(_dm_filter("annotators", "not_contains", int(exclude_annotator), "List"))
+        for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
             for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
                 yield {
@@ -341,9 +365,9 @@ class LabelStudio:
 
     # ------------------------------------------------------------------ annotations
 
-    def fetch_annotations(self, project_id: int, *, since: int = 0,
-                          classes: Sequence[str] | None = None,
-                          settle: float = 1.0) -> pd.DataFrame:
+    def fetch_annotations(
+        self, project_id: int, *, since: int = 0, classes: Sequence[str] | None = None, settle: float = 1.0
+    ) -> pd.DataFrame:
         """Annotations created or updated after the cursor ``since``; incremental sync.
 
         The cursor is an update time: microseconds since the Unix epoch (UTC). A call returns
@@ -398,8 +422,11 @@ class LabelStudio:
         rows: list[dict[str, Any]] = []
         # The snapshot comes from a request made before any task is read (the Date header
         # is whole seconds, rounded down), so every annotation stamped before it is visible.
-        count = self._request("GET", "/api/tasks/", params=_dm_params(
-            project_id, fields="task_only", filters=filters, page_size=1))
+        count = self._request(
+            "GET",
+            "/api/tasks/",
+            params=_dm_params(project_id, fields="task_only", filters=filters, page_size=1),
+        )
         snapshot = _micros(_server_time(count)) - round(settle * 1_000_000)
         pages = self._dm_pages(project_id, fields="task_only", filters=filters)
         if not count.json().get("total"):
@@ -410,19 +437,19 @@ class LabelStudio:
                 for annotation in task.get("annotations") or []:
                     updated = _micros(_parse_time(annotation.get("updated_at")))
                     if since < updated <= snapshot:
-                        rows.append(self._annotation_row(annotation, task, item_id, control,
-                                                         valid))
+                        rows.append(self._annotation_row(annotation, task, item_id, control, valid))
         frame = pd.DataFrame(rows, columns=list(ANNOTATION_COLUMNS))
         missing = {r for r in frame["annotator_id"].dropna() if int(r) not in self._emails}
         if missing:
             self._load_users()
-            frame["annotator"] = [self._emails.get(int(u)) if pd.notna(u) else None
-                                  for u in frame["annotator_id"]]
+            frame["annotator"] = [
+                self._emails.get(int(u)) if pd.notna(u) else None for u in frame["annotator_id"]
+            ]
         for column in ("created_at", "updated_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601").astype(
-                "datetime64[us, UTC]")
-        frame = frame.astype({"annotation_id": "int64", "task_id": "int64",
-                              "annotator_id": "Int64"})
+                "datetime64[us, UTC]"
+            )
+        frame = frame.astype({"annotation_id": "int64", "task_id": "int64", "annotator_id": "Int64"})
         for column in ("item_id", "annotator", "label", "raw_label", "status"):
             values = frame[column].astype(object)
             frame[column] = values.where(values.notna(), None)
@@ -431,9 +458,16 @@ class LabelStudio:
         frame.attrs["cursor"] = max(int(since), snapshot)
         return frame
 
-    def create_annotation(self, task_id: int, choice: str | None, *, project_id: int,
-                          completed_by: int | None = None, was_cancelled: bool = False,
-                          lead_time: float | None = None) -> int:
+    def create_annotation(
+        self,
+        task_id: int,
+        choice: str | None,
+        *,
+        project_id: int,
+        completed_by: int | None = None,
+        was_cancelled: bool = False,
+        lead_time: float | None = None,
+    ) -> int:
         """Submit one annotation to a task; return its id.
 
         ``choice`` is the class name (``None`` for an empty annotation); ``was_cancelled=True``
@@ -442,17 +476,24 @@ class LabelStudio:
         cannot create the same annotation twice.
         """
         control = self.choice_control(project_id)
-        result = [] if choice is None or was_cancelled else [{
-            "from_name": control.from_name, "to_name": control.to_name, "type": "choices",
-            "value": {"choices": [choice]},
-        }]
+        result = (
+            []
+            if choice is None or was_cancelled
+            else [
+                {
+                    "from_name": control.from_name,
+                    "to_name": control.to_name,
+                    "type": "choices",
+                    "value": {"choices": [choice]},
+                }
+            ]
+        )
         body: dict[str, Any] = {"result": result, "was_cancelled": was_cancelled}
         if completed_by is not None:
             body["completed_by"] = completed_by
         if lead_time is not None:
             body["lead_time"] = lead_time
-        answer = self._json("POST", f"/api/tasks/{task_id}/annotations/", json=body,
-                            only_unsent=True)
+        answer = self._json("POST", f"/api/tasks/{task_id}/annotations/", json=body, only_unsent=True)
         return int(answer["id"])
 
     # ------------------------------------------------------------------ users and webhooks
@@ -467,16 +508,23 @@ class LabelStudio:
         for user_id, known in users.items():
             if known.lower() == email.lower():
                 return user_id
-        user = self._json("POST", "/api/users/", json={
-            "email": email, "username": email, "first_name": first_name,
-            "last_name": last_name,
-        })
+        user = self._json(
+            "POST",
+            "/api/users/",
+            json={
+                "email": email,
+                "username": email,
+                "first_name": first_name,
+                "last_name": last_name,
+            },
+        )
         self._emails[int(user["id"])] = user["email"]
         logger.info("created Label Studio user %s (id %s)", email, user["id"])
         return int(user["id"])
 
-    def add_webhook(self, project_id: int, url: str, *, secret: str,
-                    header: str = WEBHOOK_SECRET_HEADER) -> int:
+    def add_webhook(
+        self, project_id: int, url: str, *, secret: str, header: str = WEBHOOK_SECRET_HEADER
+    ) -> int:
         """Make sure the project calls ``url`` on annotation events; return the webhook id.
 
         Idempotent: one webhook per (project, url); a second call updates its secret and events
@@ -489,31 +537,42 @@ class LabelStudio:
             raise LabelgateError("webhook secret must not be empty")
         self._secrets.add(secret)
         wanted = {
-            "url": url, "send_payload": True, "send_for_all_actions": False,
-            "headers": {header: secret}, "is_active": True, "actions": list(WEBHOOK_ACTIONS),
+            "url": url,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "headers": {header: secret},
+            "is_active": True,
+            "actions": list(WEBHOOK_ACTIONS),
         }
         hooks = self._json("GET", "/api/webhooks/", params={"project": project_id})
         hooks = hooks.get("results", hooks) if isinstance(hooks, dict) else hooks
-        same = sorted((h for h in hooks if h.get("project") == project_id and h.get("url") == url),
-                      key=lambda h: h["id"])
+        same = sorted(
+            (h for h in hooks if h.get("project") == project_id and h.get("url") == url),
+            key=lambda h: h["id"],
+        )
         try:
             if not same:
                 hook = self._json("POST", "/api/webhooks/", json={"project": project_id, **wanted})
                 logger.info("added webhook %s to Label Studio project %s", hook["id"], project_id)
                 return int(hook["id"])
             hook = same[0]
-            stale = [k for k, v in wanted.items()
-                     if (sorted(hook.get(k) or []) if k == "actions" else hook.get(k))
-                     != (sorted(v) if k == "actions" else v)]
+            stale = [
+                k
+                for k, v in wanted.items()
+                if (sorted(hook.get(k) or []) if k == "actions" else hook.get(k))
+                != (sorted(v) if k == "actions" else v)
+            ]
             if stale:  # send every field: a PATCH without "actions" clears them (LS 1.23)
                 self._json("PATCH", f"/api/webhooks/{hook['id']}/", json=wanted)
             return int(hook["id"])
         except ServiceError as error:
             if "reserved network" not in str(error):
                 raise
-            raise ServiceError(f"{error}. Label Studio refuses webhook URLs on loopback or "
-                               "private networks unless it runs with "
-                               "SSRF_PROTECTION_ENABLED=false") from None
+            raise ServiceError(
+                f"{error}. Label Studio refuses webhook URLs on loopback or "
+                "private networks unless it runs with "
+                "SSRF_PROTECTION_ENABLED=false"
+            ) from None
 
     # ------------------------------------------------------------------ internals
 
@@ -527,8 +586,9 @@ class LabelStudio:
                 return int(answer.get("task_count", len(tasks)))
             except _Transient as error:
                 if attempt == self.retries:
-                    raise ServiceError(self._scrub(f"{error} (gave up after "
-                                                   f"{self.retries + 1} attempts)")) from None
+                    raise ServiceError(
+                        self._scrub(f"{error} (gave up after {self.retries + 1} attempts)")
+                    ) from None
                 self._sleep(attempt, str(error))
                 if error.sent:  # the server may have imported it: send only what is missing
                     chunk = chunk[~chunk["item_id"].isin(self._existing_items(project_id, chunk))]
@@ -536,9 +596,14 @@ class LabelStudio:
                         return 0
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _annotation_row(self, annotation: Mapping[str, Any], task: Mapping[str, Any],
-                        item_id: object, control: ChoiceControl,
-                        valid: set[str]) -> dict[str, Any]:
+    def _annotation_row(
+        self,
+        annotation: Mapping[str, Any],
+        task: Mapping[str, Any],
+        item_id: object,
+        control: ChoiceControl,
+        valid: set[str],
+    ) -> dict[str, Any]:
         choices = _choices(annotation.get("result"), control.from_name)
         raw = ", ".join(choices) if choices else None
         if annotation.get("was_cancelled"):
@@ -572,11 +637,17 @@ class LabelStudio:
     def _paged_projects(self, title: str) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
-            answer = self._json("GET", "/api/projects/", params={
-                "title": title, "page": page, "page_size": 100,
-                "include": "id,title,label_config,expert_instruction,show_instruction,"
-                           "show_skip_button,maximum_annotations",
-            })
+            answer = self._json(
+                "GET",
+                "/api/projects/",
+                params={
+                    "title": title,
+                    "page": page,
+                    "page_size": 100,
+                    "include": "id,title,label_config,expert_instruction,show_instruction,"
+                    "show_skip_button,maximum_annotations",
+                },
+            )
             yield from answer.get("results", [])
             if not answer.get("next"):
                 return
@@ -597,25 +668,36 @@ class LabelStudio:
             found.update(str((t.get("data") or {}).get(ITEM_ID_KEY)) for t in tasks)
         return found & set(ids)
 
-    def _export_tasks(self, project_id: int, pages: Iterator[list[dict[str, Any]]], *,
-                      batch: int = 500) -> Iterator[list[dict[str, Any]]]:
+    def _export_tasks(
+        self, project_id: int, pages: Iterator[list[dict[str, Any]]], *, batch: int = 500
+    ) -> Iterator[list[dict[str, Any]]]:
         """Full tasks (with annotations) of the listed ones, through the JSON export by ids:
         about 30 % faster than the Data Manager's ``fields=all`` on Label Studio 1.23."""
         for page in pages:
             ids = [int(task["id"]) for task in page]
             for start in range(0, len(ids), batch):
-                yield self._json("GET", f"/api/projects/{project_id}/export", params={
-                    "exportType": "JSON", "download_all_tasks": "true",
-                    "ids[]": ids[start:start + batch],
-                })
+                yield self._json(
+                    "GET",
+                    f"/api/projects/{project_id}/export",
+                    params={
+                        "exportType": "JSON",
+                        "download_all_tasks": "true",
+                        "ids[]": ids[start : start + batch],
+                    },
+                )
 
-    def _dm_pages(self, project_id: int, *, fields: str, filters: Sequence[dict] = (),
-                  page_size: int = 1000) -> Iterator[list[dict[str, Any]]]:
+    def _dm_pages(
+        self, project_id: int, *, fields: str, filters: Sequence[dict] = (), page_size: int = 1000
+    ) -> Iterator[list[dict[str, Any]]]:
         """Data Manager task pages in task id order, keyset-paged (``id > last``)."""
         last_id = 0
         while True:
-            params = _dm_params(project_id, fields=fields, page_size=page_size,
-                                filters=[*filters, _dm_filter("id", "greater", last_id, "Number")])
+            params = _dm_params(
+                project_id,
+                fields=fields,
+                page_size=page_size,
+                filters=[*filters, _dm_filter("id", "greater", last_id, "Number")],
+            )
             tasks = self._json("GET", "/api/tasks/", params=params).get("tasks", [])
             if tasks:
                 yield tasks
@@ -623,14 +705,27 @@ class LabelStudio:
                 return
             last_id = max(int(t["id"]) for t in tasks)
 
-    def _json(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-              json: Any = None, only_unsent: bool = False) -> Any:
-        response = self._request(method, path, params=params, json=json,
-                                 only_unsent=only_unsent)
+    def _json(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        only_unsent: bool = False,
+    ) -> Any:
+        response = self._request(method, path, params=params, json=json, only_unsent=only_unsent)
         return response.json() if response.content else None
 
-    def _request(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-                 json: Any = None, only_unsent: bool = False) -> httpx.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        only_unsent: bool = False,
+    ) -> httpx.Response:
         """Send with retries; ``only_unsent`` retries only requests that never left."""
         for attempt in range(self.retries + 1):
             try:
@@ -642,24 +737,25 @@ class LabelStudio:
                 self._sleep(attempt, str(error))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
-              json: Any = None) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
+    ) -> httpx.Response:
         """One HTTP exchange: the response, ``_Transient``, or ``ServiceError`` for 4xx."""
         where = f"Label Studio {method} {self.url}{path}"
         content = None if json is None else _dumps(json)
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            response = self._http.request(method, path, params=params, content=content,
-                                          headers=headers)
+            response = self._http.request(method, path, params=params, content=content, headers=headers)
         except _UNSENT as error:
-            raise _Transient(f"{where} failed: cannot connect ({type(error).__name__})",
-                             sent=False) from None
+            raise _Transient(f"{where} failed: cannot connect ({type(error).__name__})", sent=False) from None
         except httpx.TimeoutException as error:
-            raise _Transient(f"{where} failed: no answer within {self.timeout} s "
-                             f"({type(error).__name__})", sent=True) from None
+            raise _Transient(
+                f"{where} failed: no answer within {self.timeout} s ({type(error).__name__})", sent=True
+            ) from None
         except httpx.TransportError as error:
-            raise _Transient(f"{where} failed: connection broken ({type(error).__name__})",
-                             sent=True) from None
+            raise _Transient(
+                f"{where} failed: connection broken ({type(error).__name__})", sent=True
+            ) from None
         finally:
             self._http.cookies.clear()  # token auth only: no session cookie, so no CSRF
         status = response.status_code
@@ -669,14 +765,15 @@ class LabelStudio:
         if status == 429 or status >= 500:
             raise _Transient(message, sent=True)
         if status in (401, 403):
-            message += " (check LABEL_STUDIO_API_KEY; legacy tokens need " \
-                       "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on the server)"
+            message += (
+                " (check LABEL_STUDIO_API_KEY; legacy tokens need "
+                "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true on the server)"
+            )
         raise ServiceError(self._scrub(message))
 
     def _sleep(self, attempt: int, reason: str) -> None:
         delay = self.backoff * 2**attempt * (1 + 0.1 * random.random())
-        logger.warning("%s; retry %d/%d in %.1f s", self._scrub(reason), attempt + 1,
-                       self.retries, delay)
+        logger.warning("%s; retry %d/%d in %.1f s", self._scrub(reason), attempt + 1, self.retries, delay)
         time.sleep(delay)
 
     def _scrub(self, text: str) -> str:
@@ -694,8 +791,7 @@ def _check_items(items: pd.DataFrame) -> pd.DataFrame:
         raise DataError(f"items must be a pandas DataFrame; got {type(items).__name__}")
     missing = [c for c in ("item_id", "data", "route_reason") if c not in items.columns]
     if missing:
-        raise DataError(f"items lack the columns {preview(missing)} "
-                        f"(have: {preview(list(items.columns))})")
+        raise DataError(f"items lack the columns {preview(missing)} (have: {preview(list(items.columns))})")
     frame = items.copy()
     if frame["item_id"].isna().any():
         rows = frame.index[frame["item_id"].isna()].tolist()
@@ -703,10 +799,8 @@ def _check_items(items: pd.DataFrame) -> pd.DataFrame:
     frame["item_id"] = frame["item_id"].astype(str)
     repeated = frame.loc[frame["item_id"].duplicated(), "item_id"].unique().tolist()
     if repeated:
-        raise DataError(f"column 'item_id' repeats the ids {preview(repeated)}: "
-                        "one task per item")
-    bad = [i for i, d in zip(frame["item_id"], frame["data"], strict=True)
-           if not isinstance(d, Mapping)]
+        raise DataError(f"column 'item_id' repeats the ids {preview(repeated)}: one task per item")
+    bad = [i for i, d in zip(frame["item_id"], frame["data"], strict=True) if not isinstance(d, Mapping)]
     if bad:
         raise DataError(f"column 'data' must hold a dict per row; not at item ids {preview(bad)}")
     return frame
@@ -720,10 +814,16 @@ def _task_payload(row: Any, control: ChoiceControl) -> dict[str, Any]:
     task: dict[str, Any] = {"data": data}
     prediction = getattr(row, "prediction", None)
     if not _missing(prediction):
-        entry: dict[str, Any] = {"result": [{
-            "from_name": control.from_name, "to_name": control.to_name, "type": "choices",
-            "value": {"choices": [str(prediction)]},
-        }]}
+        entry: dict[str, Any] = {
+            "result": [
+                {
+                    "from_name": control.from_name,
+                    "to_name": control.to_name,
+                    "type": "choices",
+                    "value": {"choices": [str(prediction)]},
+                }
+            ]
+        }
         score = getattr(row, "prediction_score", None)
         if not _missing(score):
             entry["score"] = float(score)
@@ -761,16 +861,20 @@ def _choices(result: object, from_name: str) -> list[str]:
     return picked or fallback
 
 
-def _dm_params(project_id: int, *, fields: str, filters: Sequence[dict],
-               page_size: int) -> dict[str, Any]:
+def _dm_params(project_id: int, *, fields: str, filters: Sequence[dict], page_size: int) -> dict[str, Any]:
     query = {"filters": {"conjunction": "and", "items": list(filters)}}
-    return {"project": project_id, "fields": fields, "page_size": page_size, "page": 1,
-            "resolve_uri": "false", "query": json.dumps(query)}
+    return {
+        "project": project_id,
+        "fields": fields,
+        "page_size": page_size,
+        "page": 1,
+        "resolve_uri": "false",
+        "query": json.dumps(query),
+    }
 
 
 def _dm_filter(column: str, operator: str, value: Any, kind: str) -> dict[str, Any]:
-    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind,
-            "value": value}
+    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind, "value": value}
 
 
 def _user_id(value: object) -> int | None:

@@ -31,11 +31,8 @@ class Settings(BaseSettings):
     )
     labelstudio_url: str = Field(
         default="http://127.0.0.1:8080",
-        validation_alias=AliasChoices(
-            "labelstudio_url", "LABELGATE_LABELSTUDIO_URL", "LABEL_STUDIO_URL"
-        ),
-        description="Base URL of the Label Studio server (LABELGATE_LABELSTUDIO_URL or "
-        "LABEL_STUDIO_URL).",
+        validation_alias=AliasChoices("labelstudio_url", "LABELGATE_LABELSTUDIO_URL", "LABEL_STUDIO_URL"),
+        description="Base URL of the Label Studio server (LABELGATE_LABELSTUDIO_URL or LABEL_STUDIO_URL).",
     )
     labelstudio_api_key: SecretStr | None = Field(
         default=None,

@@ -19,9 +19,7 @@ from cleanlab.multiannotator import (
 from labelgate.errors import DataError
 
 
-def annotation_matrix(
-    annotations: pd.DataFrame, item_ids: list[str], classes: list[str]
-) -> pd.DataFrame:
+def annotation_matrix(annotations: pd.DataFrame, item_ids: list[str], classes: list[str]) -> pd.DataFrame:
     """Items x annotators matrix of class codes (NaN = not annotated).
 
     annotations: rows with ``item_id``, ``annotator``, ``label`` (class name); only rows whose
@@ -51,9 +49,16 @@ def consensus_labels(
     """
     matrix = annotation_matrix(annotations, item_ids, classes)
     answered = matrix.notna().any(axis=1).to_numpy()
-    out = pd.DataFrame({"item_id": item_ids, "label": None, "quality": np.nan,
-                        "agreement": np.nan, "n_annotations": matrix.notna().sum(axis=1).to_numpy(),
-                        "method": None})
+    out = pd.DataFrame(
+        {
+            "item_id": item_ids,
+            "label": None,
+            "quality": np.nan,
+            "agreement": np.nan,
+            "n_annotations": matrix.notna().sum(axis=1).to_numpy(),
+            "method": None,
+        }
+    )
     if not answered.any():
         return out
     sub = matrix[answered]
@@ -61,8 +66,11 @@ def consensus_labels(
     multi = (sub.notna().sum(axis=1) >= 2).any()
     if pred_probs is not None and multi and sub.shape[1] >= 2:
         result = get_label_quality_multiannotator(
-            sub.reset_index(drop=True), np.asarray(pred_probs)[answered], verbose=False,
-            return_detailed_quality=False, return_annotator_stats=False,
+            sub.reset_index(drop=True),
+            np.asarray(pred_probs)[answered],
+            verbose=False,
+            return_detailed_quality=False,
+            return_annotator_stats=False,
         )["label_quality"]
         codes = result["consensus_label"].to_numpy(dtype=int)
         quality = result["consensus_quality_score"].to_numpy()
@@ -89,23 +97,27 @@ def annotator_scores(
     Returns columns ``annotator, answers, agreement_with_consensus, gold_answers, gold_accuracy``.
     """
     if annotations.empty:
-        return pd.DataFrame(columns=["annotator", "answers", "agreement_with_consensus",
-                                     "gold_answers", "gold_accuracy"])
-    merged = annotations.merge(consensus[["item_id", "label"]].rename(columns={"label": "consensus"}),
-                               on="item_id", how="left")
+        return pd.DataFrame(
+            columns=["annotator", "answers", "agreement_with_consensus", "gold_answers", "gold_accuracy"]
+        )
+    merged = annotations.merge(
+        consensus[["item_id", "label"]].rename(columns={"label": "consensus"}), on="item_id", how="left"
+    )
     merged["agrees"] = merged["label"] == merged["consensus"]
     merged["gold"] = merged["item_id"].map(gold or {})
     merged["gold_hit"] = merged["label"] == merged["gold"]
     rows = []
     for annotator, group in merged.groupby("annotator"):
         on_gold = group[group["gold"].notna()]
-        rows.append({
-            "annotator": annotator,
-            "answers": len(group),
-            "agreement_with_consensus": float(group["agrees"].mean()),
-            "gold_answers": len(on_gold),
-            "gold_accuracy": float(on_gold["gold_hit"].mean()) if len(on_gold) else np.nan,
-        })
+        rows.append(
+            {
+                "annotator": annotator,
+                "answers": len(group),
+                "agreement_with_consensus": float(group["agrees"].mean()),
+                "gold_answers": len(on_gold),
+                "gold_accuracy": float(on_gold["gold_hit"].mean()) if len(on_gold) else np.nan,
+            }
+        )
     return pd.DataFrame(rows).sort_values("annotator").reset_index(drop=True)
 
 

@@ -44,12 +44,28 @@ def threshold_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np
     conf = confidence[order]
     hits = np.cumsum(correct[order])
     total = np.arange(1, len(conf) + 1)
+    # a threshold accepts every item at or above it: only cut after the last of tied values
+    cut = np.r_[conf[1:] != conf[:-1], True] if len(conf) else np.zeros(0, dtype=bool)
     return {
-        "threshold": conf,
-        "coverage": total / max(len(conf), 1),
-        "accuracy": hits / total,
-        "accuracy_lower": wilson_lower(hits, total),
+        "threshold": conf[cut],
+        "coverage": total[cut] / max(len(conf), 1),
+        "accuracy": hits[cut] / total[cut],
+        "accuracy_lower": wilson_lower(hits[cut], total[cut]),
     }
+
+
+def _lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
+    """The lowest threshold whose accepted set has a Wilson lower bound >= target."""
+    entry = {"threshold": math.inf, "coverage": 0.0, "accuracy": float("nan"), "accuracy_lower": float("nan")}
+    if len(confidence):
+        curve = threshold_curve(confidence, correct)
+        ok = np.flatnonzero(curve["accuracy_lower"] >= target)
+        if ok.size:
+            i = ok.max()
+            entry.update(
+                {key: float(curve[key][i]) for key in ("threshold", "coverage", "accuracy", "accuracy_lower")}
+            )
+    return entry
 
 
 def tune_thresholds(
@@ -62,34 +78,34 @@ def tune_thresholds(
     """Choose a threshold per class.
 
     pred_probs: (n, k) out-of-sample probabilities; labels: (n,) trusted class codes.
-    Returns ``{class: {"threshold", "support", "coverage", "accuracy", "accuracy_lower"}}``.
-    A class with no threshold that meets the target gets threshold ``inf``: none of its machine
-    labels is accepted.
+    Returns ``{class: {"threshold", "support", "coverage", "accuracy", "accuracy_lower", "basis"}}``.
+
+    A class's own predictions decide its threshold when they can certify the target. A class
+    with too little evidence for that (with 100 items the Wilson bound cannot pass 0.963) falls
+    back to the threshold certified on all classes pooled (``basis: "pooled"``), which bounds the
+    accuracy over all accepted machine labels rather than per class. Where neither certifies the
+    target the threshold is ``inf``: none of that class's machine labels is accepted.
     """
     predicted = pred_probs.argmax(axis=1)
     confidence = pred_probs.max(axis=1)
+    pooled = _lowest_certified(confidence, labels == predicted, target_accuracy)
     out: dict[str, dict[str, float]] = {}
     for code, name in enumerate(classes):
         mask = predicted == code
-        entry = {
-            "threshold": math.inf,
-            "support": int(mask.sum()),
-            "coverage": 0.0,
-            "accuracy": float("nan"),
-            "accuracy_lower": float("nan"),
-        }
-        if mask.any():
-            curve = threshold_curve(confidence[mask], labels[mask] == code)
-            ok = np.flatnonzero(curve["accuracy_lower"] >= target_accuracy)
-            if ok.size:
-                i = ok.max()
-                # ties: accept every item at or above the chosen threshold
-                entry.update(
-                    threshold=float(curve["threshold"][i]),
-                    coverage=float(curve["coverage"][i]),
-                    accuracy=float(curve["accuracy"][i]),
-                    accuracy_lower=float(curve["accuracy_lower"][i]),
-                )
+        own = _lowest_certified(confidence[mask], labels[mask] == code, target_accuracy)
+        if math.isfinite(own["threshold"]) or not math.isfinite(pooled["threshold"]):
+            entry = {**own, "basis": "class"}
+        else:
+            chosen = confidence[mask] >= pooled["threshold"]
+            hits = int((labels[mask][chosen] == code).sum())
+            entry = {
+                "threshold": pooled["threshold"],
+                "coverage": float(chosen.mean()) if mask.any() else 0.0,
+                "accuracy": hits / chosen.sum() if chosen.any() else float("nan"),
+                "accuracy_lower": float(wilson_lower(hits, int(chosen.sum()))),
+                "basis": "pooled",
+            }
+        entry["support"] = int(mask.sum())
         out[name] = entry
     return out
 

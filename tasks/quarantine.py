@@ -16,10 +16,8 @@ from prefect import get_run_logger, task
 
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
+from tasks.audit import DEFAULT_NEIGHBOURS
 from tasks.ingest import UNLABELED, Dataset
-
-#: How many near neighbours the audit asks (see tasks.audit); named in reasons.
-NEIGHBOURS = 5
 
 
 def _fmt_p(p: float) -> str:
@@ -147,7 +145,7 @@ def quarantine(
         audit_table,
         thresholds,
         target_accuracy=spec.autolabel.target_accuracy,
-        n_neighbours=NEIGHBOURS,
+        n_neighbours=DEFAULT_NEIGHBOURS,
     )
     counts = rows["status"].value_counts().to_dict()
     get_run_logger().info("statuses: %s", counts)

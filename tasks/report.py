@@ -109,13 +109,14 @@ def build_report(
                 else ""
             ),
             "",
-            "| class | threshold | support | est. accuracy | lower bound |",
-            "|---|---|---|---|---|",
+            "| class | threshold | basis | support | est. accuracy | lower bound |",
+            "|---|---|---|---|---|---|",
         ]
         for cls, g in gate.items():
             t = "none reaches target" if not np.isfinite(g["threshold"]) else f"{g['threshold']:.3f}"
             lines.append(
-                f"| {cls} | {t} | {g['support']} | {g['accuracy']:.3f} | {g['accuracy_lower']:.3f} |"
+                f"| {cls} | {t} | {g.get('basis', 'class')} | {g['support']} | "
+                f"{g['accuracy']:.3f} | {g['accuracy_lower']:.3f} |"
             )
     suspects = rows[rows["status"] == "quarantined"].sort_values("quality").head(top)
     lines += ["", f"## Top {len(suspects)} suspects (lowest label quality first)", ""]

@@ -38,19 +38,22 @@ def client(labelstudio_server: LabelStudioServer) -> Iterator[LabelStudio]:
 @pytest.fixture
 def project(client: LabelStudio) -> Iterator[int]:
     """A fresh text project with the three classes, deleted after the test."""
-    project_id = client.ensure_project(title=f"labelgate-test {uuid.uuid4().hex[:12]}",
-                                       label_config=label_config(CLASSES, kind="text"))
+    project_id = client.ensure_project(
+        title=f"labelgate-test {uuid.uuid4().hex[:12]}", label_config=label_config(CLASSES, kind="text")
+    )
     yield project_id
     client.delete_project(project_id)
 
 
 def _items(n: int, *, start: int = 0, predictions: bool = True) -> pd.DataFrame:
     ids = [f"item-{i:05d}" for i in range(start, start + n)]
-    frame = pd.DataFrame({
-        "item_id": ids,
-        "data": [{"text": f"text of {i}"} for i in ids],
-        "route_reason": "model confidence 0.41 < threshold 0.80",
-    })
+    frame = pd.DataFrame(
+        {
+            "item_id": ids,
+            "data": [{"text": f"text of {i}"} for i in ids],
+            "route_reason": "model confidence 0.41 < threshold 0.80",
+        }
+    )
     if predictions:
         frame["prediction"] = [CLASSES[i % 3] for i in range(start, start + n)]
         frame["prediction_score"] = 0.41
@@ -72,11 +75,12 @@ def test_rerun_reuses_the_project_and_updates_a_changed_config(client: LabelStud
     title = f"labelgate-test {uuid.uuid4().hex[:12]}"
     first = client.ensure_project(title=title, label_config=label_config(CLASSES, kind="text"))
     try:
-        again = client.ensure_project(title=title,
-                                      label_config=label_config(CLASSES, kind="text"))
+        again = client.ensure_project(title=title, label_config=label_config(CLASSES, kind="text"))
         changed = client.ensure_project(
-            title=title, label_config=label_config([*CLASSES, "other"], kind="text"),
-            instructions="Pick the topic.")
+            title=title,
+            label_config=label_config([*CLASSES, "other"], kind="text"),
+            instructions="Pick the topic.",
+        )
 
         assert first == again == changed
         assert client.choice_control(first).labels == (*CLASSES, "other")
@@ -92,7 +96,8 @@ def test_import_of_2000_items_is_chunked_idempotent_and_carries_predictions(
     items = _items(2000)
     calls: list[str] = []
     client._http.event_hooks["request"].append(
-        lambda request: calls.append(f"{request.method} {request.url.path}"))
+        lambda request: calls.append(f"{request.method} {request.url.path}")
+    )
 
     created = client.import_items(project, items, chunk_size=500)
     imports = [c for c in calls if c.endswith("/import")]
@@ -123,13 +128,11 @@ def test_bots_annotations_are_attributed_and_synced_incrementally(
     client.import_items(project, items)
     run = uuid.uuid4().hex[:8]
     perfect = BotLabeler(f"perfect-{run}@bots.labelgate.local", accuracy=1.0)
-    wrong = BotLabeler(f"wrong-{run}@bots.labelgate.local", accuracy=0.0,
-                       confusion={0: 1, 1: 2, 2: 0})
+    wrong = BotLabeler(f"wrong-{run}@bots.labelgate.local", accuracy=0.0, confusion={0: 1, 1: 2, 2: 0})
     noisy = BotLabeler(f"noisy-{run}@bots.labelgate.local", accuracy=0.7, seed=3)
     bots = [perfect, wrong, noisy]
 
-    first_round = [bot.work(client, project, truth=truth, classes=CLASSES, limit=5)
-                   for bot in bots]
+    first_round = [bot.work(client, project, truth=truth, classes=CLASSES, limit=5) for bot in bots]
     time.sleep(1.1)  # the cursor keeps back the current second (Date header resolution)
     first = client.fetch_annotations(project, settle=0)
     second_round = [bot.work(client, project, truth=truth, classes=CLASSES) for bot in bots]
@@ -144,14 +147,14 @@ def test_bots_annotations_are_attributed_and_synced_incrementally(
     assert len(first) == 15 and len(second) == 21
     assert not set(first["annotation_id"]) & set(second["annotation_id"])
     everything = pd.concat([first, second], ignore_index=True)
-    assert everything.groupby("annotator")["item_id"].nunique().to_dict() == {
-        bot.email: 12 for bot in bots}
+    assert everything.groupby("annotator")["item_id"].nunique().to_dict() == {bot.email: 12 for bot in bots}
     assert (everything["status"] == "ok").all()
-    by_bot = {email: dict(zip(g["item_id"], g["label"], strict=True))
-              for email, g in everything.groupby("annotator")}
+    by_bot = {
+        email: dict(zip(g["item_id"], g["label"], strict=True))
+        for email, g in everything.groupby("annotator")
+    }
     assert by_bot[perfect.email] == truth
-    assert by_bot[wrong.email] == {i: CLASSES[(CLASSES.index(t) + 1) % 3]
-                                   for i, t in truth.items()}
+    assert by_bot[wrong.email] == {i: CLASSES[(CLASSES.index(t) + 1) % 3] for i, t in truth.items()}
 
     # An edited annotation comes back (same id, new label) after the cursor.
     edited = second.iloc[0]
@@ -159,15 +162,26 @@ def test_bots_annotations_are_attributed_and_synced_incrementally(
     control = client.choice_control(project)
     response = httpx.patch(
         f"{labelstudio_server.url}/api/annotations/{edited['annotation_id']}/",
-        headers={"Authorization": f"Token {labelstudio_server.api_key}"}, timeout=30,
-        json={"result": [{"from_name": control.from_name, "to_name": control.to_name,
-                          "type": "choices", "value": {"choices": [new_label]}}]})
+        headers={"Authorization": f"Token {labelstudio_server.api_key}"},
+        timeout=30,
+        json={
+            "result": [
+                {
+                    "from_name": control.from_name,
+                    "to_name": control.to_name,
+                    "type": "choices",
+                    "value": {"choices": [new_label]},
+                }
+            ]
+        },
+    )
     response.raise_for_status()
     time.sleep(1.1)
     third = client.fetch_annotations(project, since=second.attrs["cursor"], settle=0)
 
     assert third[["annotation_id", "label", "annotator"]].values.tolist() == [
-        [edited["annotation_id"], new_label, edited["annotator"]]]
+        [edited["annotation_id"], new_label, edited["annotator"]]
+    ]
 
 
 def test_skips_empty_and_out_of_schema_answers_get_a_status_not_a_crash(
@@ -176,11 +190,13 @@ def test_skips_empty_and_out_of_schema_answers_get_a_status_not_a_crash(
     client.import_items(project, _items(5, predictions=False))
     tasks = client.task_index(project)
     user = client.ensure_user(f"odd-{uuid.uuid4().hex[:8]}@bots.labelgate.local")
-    answers = {"item-00000": dict(choice=None, was_cancelled=True),
-               "item-00001": dict(choice=None),
-               "item-00002": dict(choice="weather"),
-               "item-00003": dict(choice="tech"),
-               "item-00004": dict(choice="food")}
+    answers = {
+        "item-00000": dict(choice=None, was_cancelled=True),
+        "item-00001": dict(choice=None),
+        "item-00002": dict(choice="weather"),
+        "item-00003": dict(choice="tech"),
+        "item-00004": dict(choice="food"),
+    }
     for item_id, answer in answers.items():
         client.create_annotation(tasks[item_id], project_id=project, completed_by=user, **answer)
     time.sleep(1.1)
@@ -202,8 +218,7 @@ def test_webhook_is_added_once_per_url(client: LabelStudio, project: int) -> Non
     first = client.add_webhook(project, url, secret="s3cret-one")
     again = client.add_webhook(project, url, secret="s3cret-two")
 
-    hooks = [h for h in client._json("GET", "/api/webhooks/", params={"project": project})
-             if h["url"] == url]
+    hooks = [h for h in client._json("GET", "/api/webhooks/", params={"project": project}) if h["url"] == url]
     assert first == again and [h["id"] for h in hooks] == [first]
     assert hooks[0]["headers"] == {"X-Labelgate-Secret": "s3cret-two"}
     assert set(hooks[0]["actions"]) >= {"ANNOTATION_CREATED", "ANNOTATION_UPDATED"}
@@ -247,12 +262,18 @@ def test_5xx_answers_are_retried_then_reported_with_the_status() -> None:
         body = {"tasks": [], "total": 0} if status == 200 else {"detail": "overloaded"}
         return httpx.Response(status, json=body)
 
-    flaky = LabelStudio("http://ls.test", "k" * 40, retries=2, backoff=0.01,
-                        transport=httpx.MockTransport(handler))
+    flaky = LabelStudio(
+        "http://ls.test", "k" * 40, retries=2, backoff=0.01, transport=httpx.MockTransport(handler)
+    )
     assert flaky.task_index(7) == {}
 
-    always = LabelStudio("http://ls.test", "k" * 40, retries=1, backoff=0.01,
-                         transport=httpx.MockTransport(lambda r: httpx.Response(500, text="boom")))
+    always = LabelStudio(
+        "http://ls.test",
+        "k" * 40,
+        retries=1,
+        backoff=0.01,
+        transport=httpx.MockTransport(lambda r: httpx.Response(500, text="boom")),
+    )
     with pytest.raises(ServiceError, match=r"GET http://ls.test/api/tasks/ answered HTTP 500"):
         always.task_index(7)
 
@@ -267,5 +288,4 @@ def test_a_loopback_webhook_url_is_added_once_or_refused_with_the_setting_that_a
         assert "SSRF_PROTECTION_ENABLED=false" in str(failure)
         assert "s3cret-three" not in str(failure)
     else:
-        assert client.add_webhook(project, "http://127.0.0.1:9/hook",
-                                  secret="s3cret-three") == first
+        assert client.add_webhook(project, "http://127.0.0.1:9/hook", secret="s3cret-three") == first

@@ -41,5 +41,25 @@ def test_a_class_that_never_reaches_the_target_accepts_nothing():
     probs = np.array([[0.6, 0.4]] * 50 + [[0.3, 0.7]] * 200)
     labels = np.array([0, 1] * 25 + [1] * 200)  # class 0 predictions are right half the time
     gates = tune_thresholds(probs, labels, target_accuracy=0.95, classes=["a", "b"])
-    assert gates["a"]["threshold"] == float("inf")
+    assert gates["a"]["threshold"] > 0.6  # none of class a's predictions (p=0.6) is accepted
     assert gates["b"]["threshold"] <= 0.7
+
+
+def test_small_classes_fall_back_to_the_pooled_threshold():
+    rng = np.random.default_rng(1)
+    # 10 classes, ~100 perfect predictions each: no class alone can certify 0.98
+    n, k = 1000, 10
+    labels = rng.integers(0, k, n)
+    probs = np.full((n, k), 0.01)
+    probs[np.arange(n), labels] = 0.91
+    gates = tune_thresholds(probs, labels, target_accuracy=0.98, classes=[str(c) for c in range(k)])
+    assert {g["basis"] for g in gates.values()} == {"pooled"}
+    assert all(g["threshold"] <= 0.91 for g in gates.values())
+
+
+def test_tied_confidences_are_accepted_or_refused_together():
+    conf = np.array([0.9, 0.8, 0.8, 0.8])
+    correct = np.array([True, True, False, False])
+    curve = threshold_curve(conf, correct)
+    assert curve["threshold"].tolist() == [0.9, 0.8]
+    assert curve["accuracy"].tolist() == [1.0, 0.5]

@@ -21,8 +21,7 @@ from labelgate.labelconfig import (
 )
 
 
-@pytest.mark.parametrize(("kind", "tag"), [("text", "Text"), ("image", "Image"),
-                                           ("tabular", "HyperText")])
+@pytest.mark.parametrize(("kind", "tag"), [("text", "Text"), ("image", "Image"), ("tabular", "HyperText")])
 def test_config_shows_the_item_with_the_right_tag_and_single_required_choice(kind, tag) -> None:
     root = ET.fromstring(label_config(["cat", "dog"], kind=kind))
 
@@ -43,7 +42,7 @@ def test_config_shows_the_routing_reason_to_labelers() -> None:
 
 
 def test_class_names_and_instructions_with_xml_characters_survive_escaping() -> None:
-    classes = ['R&D', "<script>", 'say "hi"', "naïve café", "it's"]
+    classes = ["R&D", "<script>", 'say "hi"', "naïve café", "it's"]
     instructions = 'Pick the <best> label & mind "quotes"\nsecond line'
 
     xml = label_config(classes, kind="text", instructions=instructions)
@@ -74,7 +73,7 @@ def test_unknown_kind_names_the_valid_ones() -> None:
 def _decode(uri: str) -> Image.Image:
     prefix = "data:image/png;base64,"
     assert uri.startswith(prefix)
-    return Image.open(io.BytesIO(base64.b64decode(uri[len(prefix):])))
+    return Image.open(io.BytesIO(base64.b64decode(uri[len(prefix) :])))
 
 
 def test_digit_png_is_a_small_valid_grayscale_png_with_ink_dark_on_white() -> None:
@@ -103,8 +102,16 @@ def test_digit_png_refuses_a_non_square_image() -> None:
 
 
 def test_tabular_html_is_an_escaped_feature_value_table() -> None:
-    html = tabular_html({"age": 41, "income<€>": 1234.5678, "note": "a & b", "missing": None,
-                         "nan": float("nan"), "count": np.int64(3)})
+    html = tabular_html(
+        {
+            "age": 41,
+            "income<€>": 1234.5678,
+            "note": "a & b",
+            "missing": None,
+            "nan": float("nan"),
+            "count": np.int64(3),
+        }
+    )
 
     assert html.startswith("<table") and html.endswith("</table>")
     assert html.count("<tr>") == 6
