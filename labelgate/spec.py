@@ -95,9 +95,40 @@ class AuditSpec(_Strict):
     enabled: bool = Field(default=True, description="Run confident learning over every label.")
 
 
+class SimulatedLabeler(_Strict):
+    accuracy: float = Field(ge=0, le=1, description="Share of answers that match the truth.")
+    seed: int = Field(default=0, description="Seed of this labeler's answers.")
+
+
+class SimulationSpec(_Strict):
+    """Bot labelers: real Label Studio users that answer through the API (demo, tests, benchmarks)."""
+
+    truth_path: str = Field(description="CSV with the id column and a `true_label` column.")
+    labelers: list[SimulatedLabeler] = Field(min_length=1)
+
+
 class ReviewSpec(_Strict):
-    mode: Literal["none"] = Field(
-        default="none", description="Human review: 'none' publishes without people."
+    mode: Literal["none", "labelstudio"] = Field(
+        default="none",
+        description="'none' publishes without people; 'labelstudio' sends items to Label Studio.",
+    )
+    annotators_per_item: int = Field(
+        default=1, ge=1, le=10, description="k people per item (labelgate enforces the overlap)."
+    )
+    audit_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Share of auto-accepted machine labels sent to people to measure their accuracy.",
+    )
+    gold_path: str | None = Field(
+        default=None, description="CSV of items with known answers (id column, `label`), mixed in."
+    )
+    display: Literal["auto", "digit_image"] = Field(
+        default="auto", description="'digit_image' renders 64 pixel features as an 8x8 image."
+    )
+    simulate: SimulationSpec | None = Field(
+        default=None, description="Let bot labelers do the review (demo, tests, benchmarks)."
     )
 
 
@@ -171,11 +202,19 @@ def load_spec(path: str | Path) -> LabelingJobSpec:
     except yaml.YAMLError as exc:
         raise SpecError(f"job spec {path} is not valid YAML/JSON: {exc}") from None
     spec = parse_spec(data, where=str(path))
-    dataset_path = spec.dataset.path
-    if "://" not in dataset_path and not Path(dataset_path).is_absolute():
-        resolved = (path.parent / dataset_path).resolve()
-        spec = spec.model_copy(update={"dataset": spec.dataset.model_copy(update={"path": str(resolved)})})
-    return spec
+
+    def near_spec(value: str) -> str:
+        if "://" in value or Path(value).is_absolute():
+            return value
+        return str((path.parent / value).resolve())
+
+    data = spec.model_dump(by_alias=True)
+    data["dataset"]["path"] = near_spec(spec.dataset.path)
+    if spec.review.gold_path:
+        data["review"]["gold_path"] = near_spec(spec.review.gold_path)
+    if spec.review.simulate:
+        data["review"]["simulate"]["truth_path"] = near_spec(spec.review.simulate.truth_path)
+    return LabelingJobSpec.model_validate(data)
 
 
 def slug(text: str) -> str:

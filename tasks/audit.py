@@ -100,7 +100,8 @@ def _flag(y: np.ndarray, p: np.ndarray, method: str) -> np.ndarray:
         # cleanlab's noise-rate estimates need every class present; fall back to the plain rule.
         logger.info("class counts %s too small for %s; using predicted_neq_given", counts, method)
         return p.argmax(axis=1) != y
-    return np.asarray(find_label_issues(y, p, filter_by=method), dtype=bool)
+    # n_jobs=1: cleanlab forks a pool otherwise, and a fork inside a threaded Prefect run can deadlock
+    return np.asarray(find_label_issues(y, p, filter_by=method, n_jobs=1), dtype=bool)
 
 
 def find_suspects(

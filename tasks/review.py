@@ -1,0 +1,327 @@
+"""review: people in Label Studio check what the machine could not settle.
+
+The routed items (``tasks/route.py``) become Label Studio tasks with the model's pre-annotation
+and the reason they were sent. Answers are folded into consensus labels (``tasks/consensus.py``)
+and written back into the label-set rows: a reviewed item's label comes from people
+(``source: human``), a gold item's from its known answer. The audit sample measures how accurate
+the auto-accepted machine labels really are; re-reviewed quarantined items tell how precise the
+audit's flags were. Label Studio is reached only through ``labelgate.labelstudio.LabelStudio``,
+which the tasks receive from ``labelstudio_client`` so tests can pass another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+
+from labelgate.errors import DataError, LabelgateError, preview
+from labelgate.labelconfig import label_config, render_digit_png, tabular_html
+from labelgate.progress import stage_finished
+from labelgate.spec import LabelingJobSpec
+from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator
+from tasks.gate import wilson_lower
+from tasks.ingest import Dataset
+
+
+class ReviewPending(LabelgateError):
+    """People have not finished the review yet; nothing was published."""
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """Answers collected so far for one job's routed items."""
+
+    project_id: int
+    project_url: str
+    routed: pd.DataFrame
+    annotations: pd.DataFrame
+    consensus: pd.DataFrame
+    annotators: pd.DataFrame
+    required: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def answered(self) -> pd.Series:
+        counts = self.annotations.groupby("item_id").size() if len(self.annotations) else pd.Series()
+        return self.routed["item_id"].map(counts).fillna(0).astype(int)
+
+    @property
+    def done(self) -> int:
+        need = self.routed["item_id"].map(self.required).fillna(1).astype(int)
+        return int((self.answered >= need).sum())
+
+    @property
+    def complete(self) -> bool:
+        return self.done == len(self.routed)
+
+
+# -- pure -----------------------------------------------------------------------------------
+
+
+def project_title(spec: LabelingJobSpec) -> str:
+    """One project per label set (Label Studio titles are at most 50 characters)."""
+    return f"labelgate {spec.output.label_set}"[:50]
+
+
+def task_frame(
+    dataset: Dataset,
+    rows: pd.DataFrame,
+    routed: pd.DataFrame,
+    *,
+    display: str,
+    feature_names: list[str],
+    model_version: str,
+) -> pd.DataFrame:
+    """The Label Studio import frame for the routed items (see ``LabelStudio.import_items``)."""
+    position = {item: i for i, item in enumerate(dataset.ids)}
+    by_id = rows.set_index("item_id")
+    data = []
+    for item in routed["item_id"]:
+        x = dataset.X[position[item]]
+        if dataset.kind == "text":
+            data.append({"text": str(x)})
+        elif display == "digit_image":
+            data.append({"image": render_digit_png(np.asarray(x, dtype=float))})
+        else:
+            data.append({"html": tabular_html(dict(zip(feature_names, x, strict=True)))})
+    return pd.DataFrame(
+        {
+            "item_id": routed["item_id"].to_numpy(),
+            "data": data,
+            "route_reason": routed["route_reason"].to_numpy(),
+            "prediction": by_id.loc[routed["item_id"], "predicted_label"].to_numpy(),
+            "prediction_score": by_id.loc[routed["item_id"], "confidence"].astype(float).to_numpy(),
+            "model_version": model_version,
+        }
+    )
+
+
+def read_answers(path: str, dataset: Dataset, *, column: str, id_column: str, what: str) -> dict[str, str]:
+    """item_id -> class from a CSV (gold answers or simulation truth), checked against the job."""
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {what} file {path}: {exc}") from None
+    missing = [c for c in (id_column, column) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what} file {path}: missing column(s) {preview(missing)}")
+    unknown_ids = sorted(set(frame[id_column]) - set(dataset.ids))
+    if unknown_ids:
+        raise DataError(f"{what} file {path}: ids not in the dataset: {preview(unknown_ids)}")
+    bad = sorted(set(frame[column].dropna()) - set(dataset.classes))
+    if bad:
+        raise DataError(f"{what} file {path}: labels not in schema.classes: {preview(bad)}")
+    frame = frame.dropna(subset=[column])
+    return dict(zip(frame[id_column], frame[column], strict=True))
+
+
+def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str]) -> tuple[pd.DataFrame, dict]:
+    """Fold people's consensus into the rows; return the new rows and a review summary.
+
+    - gold items keep their known answer (``source: gold``);
+    - other reviewed items take the consensus label (``source: human``, status ``accepted``);
+    - items nobody answered usably keep their status and reason.
+    The summary measures the machine labels on the audit sample (Wilson interval) and how many
+    quarantine flags people confirmed.
+    """
+    rows = rows.copy().set_index("item_id", drop=False)
+    consensus = reviews.consensus.set_index("item_id")
+    route = reviews.routed.set_index("item_id")["route"]
+    reasons = reviews.routed.set_index("item_id")["route_reason"]
+    summary: dict[str, Any] = {"routed": route.value_counts().to_dict(), "project_id": reviews.project_id}
+    sample_hits = sample_n = confirmed = overturned = 0
+    for item, r in route.items():
+        answer = consensus.at[item, "label"] if item in consensus.index else None
+        if item in gold:
+            rows.loc[item, ["label", "status", "source"]] = [gold[item], "accepted", "gold"]
+            rows.loc[item, "reason"] = "gold item: known answer"
+            continue
+        if answer is None or (isinstance(answer, float) and math.isnan(answer)):
+            continue
+        before = rows.at[item, "label"]
+        if r == "audit_sample":
+            sample_n += 1
+            sample_hits += int(before == answer)
+        if r == "quarantined":
+            if answer == rows.at[item, "given_label"]:
+                overturned += 1
+            else:
+                confirmed += 1
+        c = consensus.loc[item]
+        rows.loc[item, ["label", "status", "source", "quality"]] = [answer, "accepted", "human", c["quality"]]
+        rows.loc[item, "reason"] = (
+            f"{int(c['n_annotations'])} reviewer(s), {c['method']}: {answer!r} "
+            f"(agreement {c['agreement']:.2f}); sent because: {reasons[item]}"
+        )
+    summary["machine_accuracy"] = {
+        "checked": sample_n,
+        "correct": sample_hits,
+        "estimate": sample_hits / sample_n if sample_n else None,
+        "lower_95": float(wilson_lower(sample_hits, sample_n)) if sample_n else None,
+    }
+    summary["quarantine_resolution"] = {
+        "confirmed": confirmed,
+        "overturned": overturned,
+        "flag_precision": confirmed / (confirmed + overturned) if confirmed + overturned else None,
+    }
+    summary["annotators"] = reviews.annotators.to_dict(orient="records")
+    return rows.reset_index(drop=True), summary
+
+
+def human_events(reviews: Reviews, *, label_set: str, job: str, key: str) -> pd.DataFrame:
+    """One label event per usable annotation (``source: human``, actor = annotator)."""
+    usable = reviews.annotations[reviews.annotations["status"] == "ok"]
+    ids = [
+        hashlib.sha256(f"{key}|{a}|{u}".encode()).hexdigest()[:24]
+        for a, u in zip(usable["annotation_id"], usable["updated_at"], strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "event_id": ids,
+            "label_set": label_set,
+            "item_id": usable["item_id"].astype(str).to_numpy(),
+            "label": usable["label"].to_numpy(),
+            "source": "human",
+            "actor": usable["annotator"].astype(str).to_numpy(),
+            "confidence": np.nan,
+            "job": job,
+            "run_key": key,
+            "observed_at": pd.to_datetime(usable["updated_at"], utc=True).to_numpy(),
+        }
+    )
+
+
+# -- Prefect tasks --------------------------------------------------------------------------
+
+
+def labelstudio_client():
+    """The Label Studio adapter from settings (tests may monkeypatch this factory)."""
+    from labelgate.labelstudio import LabelStudio
+
+    return LabelStudio.from_settings()
+
+
+@task(name="send_to_review", retries=2, retry_delay_seconds=5, on_completion=[stage_finished])
+def send_to_review(
+    spec: LabelingJobSpec, dataset: Dataset, rows: pd.DataFrame, routed: pd.DataFrame, model_version: str
+) -> int:
+    """Create or reuse the job's project and import the routed items (idempotent)."""
+    kind = (
+        "text" if dataset.kind == "text" else ("image" if spec.review.display == "digit_image" else "tabular")
+    )
+    with labelstudio_client() as client:
+        project = client.ensure_project(
+            title=project_title(spec),
+            label_config=label_config(
+                spec.label_schema.classes, kind=kind, instructions=spec.label_schema.instructions
+            ),
+            instructions=spec.label_schema.instructions,
+            annotators_per_task=spec.review.annotators_per_item,
+        )
+        frame = task_frame(
+            dataset,
+            rows,
+            routed,
+            display=spec.review.display,
+            feature_names=list(spec.dataset.feature_columns or []),
+            model_version=model_version,
+        )
+        created = client.import_items(project, frame)
+    get_run_logger().info("project %s: %d routed items, %d new tasks", project, len(routed), created)
+    return project
+
+
+@task(name="simulate_labelers", on_completion=[stage_finished])
+def simulate_labelers(
+    spec: LabelingJobSpec, dataset: Dataset, project: int, items: list[str], *, answers_per_item: int
+) -> int:
+    """Bot labelers (real Label Studio users) answer ``items`` until each has k answers."""
+    from labelgate.bots import BotLabeler
+
+    sim = spec.review.simulate
+    truth = read_answers(
+        sim.truth_path,
+        dataset,
+        column="true_label",
+        id_column=spec.dataset.id_column,
+        what="simulation truth",
+    )
+    truth = {i: truth[i] for i in items if i in truth}
+    done = 0
+    with labelstudio_client() as client:
+        for n, bot in enumerate(sim.labelers):
+            labeler = BotLabeler(f"bot{n + 1}@labelgate.local", accuracy=bot.accuracy, seed=bot.seed)
+            done += labeler.work(
+                client, project, truth=truth, classes=spec.label_schema.classes, max_per_task=answers_per_item
+            )
+    return done
+
+
+@task(name="collect_reviews", retries=2, retry_delay_seconds=5, on_completion=[stage_finished])
+def collect_reviews(
+    spec: LabelingJobSpec,
+    project: int,
+    routed: pd.DataFrame,
+    pred_probs: np.ndarray,
+    item_ids: list[str],
+    required: dict[str, int] | None = None,
+) -> Reviews:
+    """Read every answer for the project and fold them into consensus (CROWDLAB, or majority
+    vote without model probabilities) and annotator scores."""
+    classes = spec.label_schema.classes
+    with labelstudio_client() as client:
+        annotations = client.fetch_annotations(project, classes=classes, settle=0)
+        url = f"{client.url}/projects/{project}/data"
+    # the latest answer per annotation id wins (edits come back with the same id)
+    annotations = annotations.sort_values("updated_at").drop_duplicates("annotation_id", keep="last")
+    annotations = annotations[annotations["item_id"].isin(set(routed["item_id"]))]
+    position = {item: i for i, item in enumerate(item_ids)}
+    routed_ids = routed["item_id"].tolist()
+    probs = pred_probs[[position[i] for i in routed_ids]]
+    usable = annotations[annotations["status"] == "ok"]
+    consensus = consensus_labels(usable, routed_ids, classes, pred_probs=probs)
+    gold = {}
+    if spec.review.gold_path:
+        gold_frame = pd.read_csv(spec.review.gold_path, dtype=str)
+        gold = dict(zip(gold_frame[spec.dataset.id_column], gold_frame["label"], strict=True))
+    scores = annotator_scores(usable, consensus, gold=gold)
+    k = spec.review.annotators_per_item
+    return Reviews(
+        project,
+        url,
+        routed,
+        annotations.reset_index(drop=True),
+        consensus,
+        scores,
+        required or dict.fromkeys(routed_ids, k),
+    )
+
+
+def extra_annotations(
+    reviews: Reviews, spec: LabelingJobSpec, pred_probs: np.ndarray, item_ids: list[str]
+) -> dict[str, int]:
+    """Items that get one more annotator: the least certain tenth, by cleanlab's active-learning
+    score, among items whose annotators disagreed. Returns the new required counts."""
+    k = spec.review.annotators_per_item
+    disagree = reviews.consensus[reviews.consensus["agreement"] < 1]["item_id"].tolist()
+    if k < 2 or not disagree:
+        return dict(reviews.required)
+    position = {item: i for i, item in enumerate(item_ids)}
+    usable = reviews.annotations[reviews.annotations["status"] == "ok"]
+    budget = max(1, math.ceil(0.1 * len(reviews.routed)))
+    chosen = needs_another_annotator(
+        usable,
+        disagree,
+        spec.label_schema.classes,
+        pred_probs[[position[i] for i in disagree]],
+        budget=budget,
+    )
+    required = dict(reviews.required)
+    for item in chosen:
+        required[item] = k + 1
+    return required
