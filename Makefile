@@ -19,7 +19,7 @@ $(BIN)/uv:
 	$(BIN)/pip install --quiet uv
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]'
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $@
 
 .labelstudio-venv/.installed: deploy/labelstudio/install.sh
@@ -28,9 +28,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/uv
 
 setup: $(VENV)/.installed .labelstudio-venv/.installed
 
+# REVIEW=bots: bot labelers review in Label Studio; REVIEW=people: you label; REVIEW=none: no people
+REVIEW ?= bots
+LABEL_STUDIO_PORT ?= 8080
+
 demo: setup
 	PREFECT_PORT=$(PREFECT_PORT) bash deploy/prefect/start.sh
-	PREFECT_API_URL=$(PREFECT_API) $(BIN)/labelgate demo
+	source deploy/secrets.sh && LABEL_STUDIO_PORT=$(LABEL_STUDIO_PORT) bash deploy/labelstudio/start.sh
+	source deploy/secrets.sh && PREFECT_API_URL=$(PREFECT_API) \
+	  LABEL_STUDIO_URL=http://127.0.0.1:$(LABEL_STUDIO_PORT) $(BIN)/labelgate demo --review $(REVIEW)
 
 test: setup
 	$(BIN)/ruff check .

@@ -1,6 +1,8 @@
 """The labeling job, as one Prefect flow. It wires the stages and nothing else.
 
-    spec ─► ingest ─► autolabel ─► audit ─► gate ─► quarantine ─► publish ─► report
+    spec ─► ingest ─► autolabel ─► audit ─► gate ─► quarantine ─► [review round] ─► publish ─► report
+
+The review round (``flows/review_round.py``) runs when ``review.mode: labelstudio``.
 
 Each stage lives in ``tasks/<stage>.py``. Where the data goes: ``publish`` writes the label set
 to the store (``labelgate.store``, a Delta table per label set), ``report`` writes
@@ -12,6 +14,7 @@ from __future__ import annotations
 from prefect import flow
 from prefect.runtime import flow_run
 
+from flows.review_round import review_round
 from labelgate.spec import LabelingJobSpec
 from tasks.audit import audit
 from tasks.autolabel import autolabel
@@ -30,6 +33,9 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     audited = audit(spec, dataset, machine)
     thresholds = gate(spec, dataset, audited.pred_probs, audited.table)
     rows = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
+    review, people = None, None
+    if spec.review.mode == "labelstudio":
+        rows, review, people = review_round(spec, dataset, rows, audited.pred_probs, machine.model_version)
     lineage = build_lineage(
         spec,
         dataset,
@@ -40,7 +46,8 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
         thresholds=thresholds,
         audit_settings=audited.settings,
         flow_run_id=flow_run.get_id(),
+        review=review,
     )
-    published = publish(spec, rows, lineage)
+    published = publish(spec, rows, lineage, people)
     report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs, audited.table))
     return published

@@ -53,6 +53,11 @@ def run(
 @app.command()
 def demo(
     folder: Path = typer.Option(Path("var/demo"), help="Where to write the demo data and spec."),
+    review: str = typer.Option(
+        "none",
+        help="none | bots (three bot labelers in Label Studio) | people (you label in Label "
+        "Studio, then run the same command again)",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
 ) -> None:
     """Run the bundled demo: scikit-learn's digits with 15% of labels flipped on purpose."""
@@ -61,7 +66,9 @@ def demo(
     from labelgate.store import LabelStore
 
     _quiet_prefect(verbose)
-    spec_path = write_demo(folder)
+    if review not in ("none", "bots", "people"):
+        raise _fail(LabelgateError(f"--review must be none, bots or people; got {review!r}"), 2)
+    spec_path = write_demo(folder, review=review)
     console.print(f"demo data and spec written to {folder}/ (spec: {spec_path})")
     published = _run_with_progress(load_spec(spec_path))
     _summarise(published)
@@ -98,7 +105,10 @@ def _run_with_progress(spec):
         job = bar.add_task(f"{spec.name}: ingest", total=len(progress.STAGES))
 
         def advance(stage: str, state: str) -> None:
-            done = progress.STAGES.index(stage) + 1 if stage in progress.STAGES else 0
+            if stage not in progress.STAGES:
+                bar.update(job, description=f"{spec.name}: {stage}")
+                return
+            done = progress.STAGES.index(stage) + 1
             following = progress.STAGES[done] if done < len(progress.STAGES) else "done"
             bar.update(job, completed=done, description=f"{spec.name}: {following}")
 

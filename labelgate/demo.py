@@ -17,11 +17,15 @@ from sklearn.datasets import load_digits
 CLASSES = [str(d) for d in range(10)]
 
 
-def write_demo(folder: Path, *, noise: float = 0.15, unlabeled: float = 0.2, seed: int = 7) -> Path:
+def write_demo(
+    folder: Path, *, noise: float = 0.15, unlabeled: float = 0.2, seed: int = 7, review: str = "none"
+) -> Path:
     """Write the demo data and spec; returns the spec path.
 
     noise: share of given labels flipped to a confusable digit (pair-flip c -> c+1 mod 10);
-    unlabeled: share of items without a label (they get machine labels).
+    unlabeled: share of items without a label (they get machine labels);
+    review: "none", "bots" (three bot labelers in Label Studio, 2 answers per item) or "people"
+    (the tasks wait in Label Studio for the person at the keyboard).
     """
     rng = np.random.default_rng(seed)
     digits = load_digits()
@@ -50,7 +54,7 @@ def write_demo(folder: Path, *, noise: float = 0.15, unlabeled: float = 0.2, see
         },
         "schema": {"classes": CLASSES, "instructions": "Which digit (0-9) does the 8x8 image show?"},
         "autolabel": {"target_accuracy": 0.98},
-        "review": {"mode": "none"},
+        "review": _review(review),
         "output": {"label_set": "digits"},
         "rights": {
             "license": "CC-BY-4.0",
@@ -61,6 +65,27 @@ def write_demo(folder: Path, *, noise: float = 0.15, unlabeled: float = 0.2, see
     path = folder / "digits-job.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
+
+
+def _review(mode: str) -> dict:
+    if mode == "none":
+        return {"mode": "none"}
+    review = {
+        "mode": "labelstudio",
+        "annotators_per_item": 2 if mode == "bots" else 1,
+        "audit_share": 0.05,
+        "display": "digit_image",
+    }
+    if mode == "bots":
+        review["simulate"] = {
+            "truth_path": "digits-truth.csv",
+            "labelers": [
+                {"accuracy": 0.95, "seed": 1},
+                {"accuracy": 0.9, "seed": 2},
+                {"accuracy": 0.85, "seed": 3},
+            ],
+        }
+    return review
 
 
 def scorecard(rows: pd.DataFrame, truth_csv: Path) -> dict[str, float]:

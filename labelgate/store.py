@@ -13,6 +13,7 @@ This module is the only one that talks to Delta Lake.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -170,8 +171,9 @@ class LabelStore:
         """Write ``rows`` as the new version of label set ``name``, with ``lineage`` in the commit.
 
         One Delta commit: readers see the whole new version or the old one, never half. When the
-        latest version came from the same ``lineage["run_key"]`` (a rerun after a crash, or the
-        same job on the same data), nothing is written and that version is returned.
+        latest version came from the same ``lineage["run_key"]`` and holds the same rows (a rerun
+        after a crash, or the same job on the same data and answers), nothing is written and that
+        version is returned.
 
         Returns ``(version, created)``.
         """
@@ -181,9 +183,15 @@ class LabelStore:
         latest = self.latest_version(name)
         if latest is not None:
             previous = self.lineage(name, latest)
-            if lineage.get("run_key") and previous.get("run_key") == lineage["run_key"]:
+            same_run = lineage.get("run_key") and previous.get("run_key") == lineage["run_key"]
+            if same_run and previous.get("content_hash") == content_hash(rows):
                 return latest, False
-        lineage = {**lineage, "parent_version": latest, "published_at": _now().isoformat()}
+        lineage = {
+            **lineage,
+            "parent_version": latest,
+            "published_at": _now().isoformat(),
+            "content_hash": content_hash(rows),
+        }
         table = pa.Table.from_pandas(
             rows[LABEL_SET_SCHEMA.names], schema=LABEL_SET_SCHEMA, preserve_index=False
         )
@@ -239,6 +247,14 @@ class LabelStore:
     def load_bytes(self, uri: str) -> bytes:
         with fsspec.open(uri, "rb", **self.storage_options) as handle:
             return handle.read()
+
+
+def content_hash(rows: pd.DataFrame) -> str:
+    """sha256 (first 16 hex) of the rows' label-set columns, independent of row order."""
+    ordered = rows[LABEL_SET_SCHEMA.names].sort_values("item_id").reset_index(drop=True)
+    return hashlib.sha256(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes()).hexdigest()[
+        :16
+    ]
 
 
 def _now() -> datetime:

@@ -41,6 +41,7 @@ def build_lineage(
     thresholds: dict[str, dict[str, float]],
     audit_settings: dict[str, Any],
     flow_run_id: str | None = None,
+    review: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything needed to tell where a version came from and whether it may be used."""
     status_counts = rows["status"].value_counts().to_dict()
@@ -61,7 +62,8 @@ def build_lineage(
         "models": models,
         "target_accuracy": spec.autolabel.target_accuracy,
         "thresholds": thresholds,
-        "machine_accuracy_verified": False if spec.review.mode == "none" else None,
+        "machine_accuracy_verified": bool(review and review["machine_accuracy"]["checked"]),
+        "review": review,
         "audit": audit_settings,
         "rights": spec.rights.model_dump(mode="json"),
         "versions": {"labelgate": labelgate.__version__, "cleanlab": cleanlab.__version__},
@@ -125,9 +127,16 @@ class Published:
 
 
 @task(name="publish", retries=2, retry_delay_seconds=3, on_completion=[stage_finished])
-def publish(spec: LabelingJobSpec, rows: pd.DataFrame, lineage: dict[str, Any]) -> Published:
-    """Record the label events, then commit the new version (one atomic Delta commit)."""
+def publish(spec: LabelingJobSpec, rows: pd.DataFrame, lineage: dict[str, Any], people=None) -> Published:
+    """Record the label events (people's answers too), then commit the new version (one atomic
+    Delta commit)."""
     store = LabelStore()
+    if people is not None:
+        from tasks.review import human_events
+
+        store.record_events(
+            human_events(people, label_set=spec.output.label_set, job=spec.name, key=lineage["run_key"])
+        )
     events = label_events(
         rows,
         label_set=spec.output.label_set,

@@ -29,7 +29,7 @@ fi
 if [[ ! -x "${venv}/bin/uv" ]]; then
     "${venv}/bin/pip" install -q --disable-pip-version-check uv
 fi
-"${venv}/bin/uv" pip install -q --python "${venv}/bin/python" "label-studio==${version}"
+"${venv}/bin/uv" pip install -q --compile-bytecode --python "${venv}/bin/python" "label-studio==${version}"
 
 got="$(installed_version)"
 if [[ "${got}" != "${version}" ]]; then

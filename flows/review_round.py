@@ -1,0 +1,85 @@
+"""One round of human review in Label Studio, called by the labeling flow when
+``review.mode: labelstudio``. It wires the review stages and nothing else.
+
+    route ─► send_to_review (idempotent import) ─► [bot labelers] ─► collect_reviews
+          ─► one more annotator where people disagree (active learning) ─► wait for people
+          ─► apply_reviews (consensus into the rows)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput
+from prefect.runtime import flow_run
+
+from labelgate.spec import LabelingJobSpec
+from tasks.ingest import Dataset
+from tasks.review import (
+    ReviewPending,
+    Reviews,
+    apply_reviews,
+    collect_reviews,
+    extra_annotations,
+    read_answers,
+    send_to_review,
+    simulate_labelers,
+)
+from tasks.route import route_items
+
+
+class ReviewDecision(RunInput):
+    """What a person can answer from the Prefect UI while the job waits for labelers."""
+
+    accept_as_is: bool = False
+
+
+def review_round(
+    spec: LabelingJobSpec, dataset: Dataset, rows: pd.DataFrame, pred_probs: np.ndarray, model_version: str
+) -> tuple[pd.DataFrame, dict, Reviews]:
+    """Send, wait, fold in. Returns the reviewed rows, a summary for the lineage, the reviews."""
+    gold = {}
+    if spec.review.gold_path:
+        gold = read_answers(
+            spec.review.gold_path, dataset, column="label", id_column=spec.dataset.id_column, what="gold"
+        )
+    routed = task(route_items, name="route")(
+        rows, audit_share=spec.review.audit_share, seed=spec.autolabel.seed, gold_ids=set(gold)
+    )
+    project = send_to_review(spec, dataset, rows, routed, model_version)
+    ids = list(dataset.ids)
+    routed_ids = routed["item_id"].tolist()
+    k = spec.review.annotators_per_item
+    if spec.review.simulate:
+        simulate_labelers(spec, dataset, project, routed_ids, answers_per_item=k)
+    reviews = collect_reviews(spec, project, routed, pred_probs, ids)
+    if reviews.complete and k >= 2:
+        required = extra_annotations(reviews, spec, pred_probs, ids)
+        more = [item for item, n in required.items() if n > k]
+        if more and spec.review.simulate:
+            simulate_labelers(spec, dataset, project, more, answers_per_item=k + 1)
+        reviews = collect_reviews(spec, project, routed, pred_probs, ids, required)
+    if not reviews.complete:
+        wait_for_people(reviews)
+    reviewed, summary = apply_reviews(rows, reviews, gold=gold)
+    return reviewed, summary, reviews
+
+
+def wait_for_people(reviews: Reviews) -> None:
+    """Deployed runs suspend (no process is held) until the webhook receiver or the review-sync
+    flow resumes them, or a person answers the form in the Prefect UI. A run started outside a
+    deployment cannot be resumed, so it stops here and publishes nothing; rerunning the job
+    continues (finished stages are cached, no task is imported twice)."""
+    where = (
+        f"{reviews.done} of {len(reviews.routed)} routed items have their answers; "
+        f"label them at {reviews.project_url}"
+    )
+    if flow_run.get_deployment_id():
+        decision = suspend_flow_run(wait_for_input=ReviewDecision, key=f"review-{reviews.done}", timeout=None)
+        if decision.accept_as_is:
+            return
+    raise ReviewPending(
+        f"waiting for people: {where}. Nothing was published; run the same job again when they are done."
+    )

@@ -1,0 +1,132 @@
+"""Human review in a real Label Studio, with bot labelers (real Label Studio users), driven
+through the `labelgate` command against a real Prefect server."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from labelgate.bots import BotLabeler
+from labelgate.labelstudio import LabelStudio
+from labelgate.store import LabelStore
+from tests.conftest import make_text_frame, write_job
+
+pytestmark = pytest.mark.integration
+
+LABELGATE = str(Path(sys.executable).parent / "labelgate")
+BOTS = [{"accuracy": 0.95, "seed": 1}, {"accuracy": 0.9, "seed": 2}, {"accuracy": 0.85, "seed": 3}]
+
+
+def _job(folder: Path, *, simulate: bool):
+    frame = make_text_frame(30, seed=5)
+    truth = frame[["id", "label"]].rename(columns={"label": "true_label"})
+    rng = np.random.default_rng(5)
+    flipped = rng.choice(len(frame), size=9, replace=False)
+    swap = {"sports": "food", "food": "tech", "tech": "sports"}
+    frame.loc[flipped, "label"] = frame.loc[flipped, "label"].map(swap)
+    unlabeled = rng.choice(np.setdiff1d(np.arange(len(frame)), flipped), size=15, replace=False)
+    frame.loc[unlabeled, "label"] = None
+    folder.mkdir(parents=True, exist_ok=True)
+    truth.to_csv(folder / "truth.csv", index=False)
+    truth.iloc[:4].rename(columns={"true_label": "label"}).to_csv(folder / "gold.csv", index=False)
+    review = {"mode": "labelstudio", "annotators_per_item": 2, "audit_share": 0.3, "gold_path": "gold.csv"}
+    if simulate:
+        review["simulate"] = {"truth_path": "truth.csv", "labelers": BOTS}
+    label_set = f"rev-{uuid.uuid4().hex[:8]}"
+    return write_job(folder, frame, label_set=label_set, review=review), label_set, truth
+
+
+def _env(tmp_path, prefect_server, ls):
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=prefect_server,
+        LABELGATE_STORE=str(tmp_path / "store"),
+        LABELGATE_RUNS_DIR=str(tmp_path / "runs"),
+        LABEL_STUDIO_URL=ls.url,
+        LABEL_STUDIO_API_KEY=ls.api_key,
+        COLUMNS="200",
+    )
+    return env
+
+
+def _run(spec, env, cwd):
+    return subprocess.run(
+        [LABELGATE, "run", str(spec)],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
+def test_bots_review_routed_items_and_consensus_is_published(tmp_path, prefect_server, labelstudio_server):
+    spec, label_set, truth = _job(tmp_path / "job", simulate=True)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    result = _run(spec, env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    store = LabelStore(str(tmp_path / "store"))
+    rows = store.read(label_set).set_index("item_id")
+    lineage = store.lineage(label_set)
+    review = lineage["review"]
+    routed = sum(review["routed"].values())
+    assert review["routed"]["gold"] == 4
+    assert (rows["source"] == "human").sum() + (rows["source"] == "gold").sum() == routed
+    # consensus of 2-3 bots of 85-95% accuracy beats any single bot on the reviewed items
+    reviewed = rows[rows["source"] == "human"]
+    right = reviewed["label"] == truth.set_index("id").loc[reviewed.index, "true_label"]
+    assert right.mean() >= 0.9
+    assert {a["annotator"] for a in review["annotators"]} == {f"bot{i}@labelgate.local" for i in (1, 2, 3)}
+    assert review["machine_accuracy"]["checked"] > 0 and lineage["machine_accuracy_verified"] is True
+    events = store.events(label_set=label_set)
+    assert set(events.loc[events["source"] == "human", "actor"]) <= {
+        f"bot{i}@labelgate.local" for i in (1, 2, 3)
+    }
+
+    # a rerun reuses the project and imports no task twice
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        project = review["project_id"]
+        before = client.task_index(project)
+        assert len(before) == routed
+        result = _run(spec, env, tmp_path)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert client.task_index(project) == before
+
+
+def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
+    tmp_path, prefect_server, labelstudio_server
+):
+    spec, label_set, truth = _job(tmp_path / "job", simulate=False)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    first = _run(spec, env, tmp_path)
+    assert first.returncode == 1
+    assert "waiting for people" in first.stderr and "Nothing was published" in first.stderr
+    store = LabelStore(str(tmp_path / "store"))
+    assert store.latest_version(label_set) is None
+
+    # people (bots, outside the flow) label while no process waits; then the job is run again
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        tasks_before = client.task_index(project)
+        answers = 0
+        for n, bot in enumerate(BOTS[:2]):
+            answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
+                client, project, truth=dict(truth.values), classes=["sports", "food", "tech"], max_per_task=2
+            )
+        assert answers == 2 * len(tasks_before)
+        second = _run(spec, env, tmp_path)
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert client.task_index(project) == tasks_before  # no duplicate tasks
+
+    events = store.events(label_set=label_set)
+    assert (events["source"] == "human").sum() == answers  # no annotation lost or counted twice
+    assert store.latest_version(label_set) == 0

@@ -1,0 +1,120 @@
+import numpy as np
+import pandas as pd
+
+from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator
+from tasks.review import Reviews, apply_reviews
+from tasks.route import route_items
+
+CLASSES = ["a", "b", "c"]
+
+
+def _rows():
+    return pd.DataFrame(
+        {
+            "item_id": [f"i{k}" for k in range(8)],
+            "label": ["a", "b", "c", "a", "b", "c", "a", "b"],
+            "status": [
+                "accepted",
+                "quarantined",
+                "needs_review",
+                "accepted",
+                "accepted",
+                "accepted",
+                "accepted",
+                "accepted",
+            ],
+            "source": ["given", "given", "model", "model", "model", "model", "model", "given"],
+            "quality": 0.5,
+            "confidence": 0.9,
+            "given_label": ["a", "b", None, None, None, None, None, "b"],
+            "predicted_label": ["a", "c", "c", "a", "b", "c", "a", "b"],
+            "reason": [
+                "ok",
+                "given 'b'; the model gives 'c' p=0.90",
+                "unsure",
+                "sure",
+                "sure",
+                "sure",
+                "sure",
+                "ok",
+            ],
+        }
+    )
+
+
+def test_routing_sends_gold_quarantined_unsure_and_an_audit_sample():
+    routed = route_items(_rows(), audit_share=0.5, seed=0, gold_ids={"i7"})
+    route = dict(zip(routed["item_id"], routed["route"], strict=True))
+    assert route["i1"] == "quarantined" and route["i2"] == "low_confidence" and route["i7"] == "gold"
+    assert sum(r == "audit_sample" for r in route.values()) == 2  # half of the 4 sure machine labels
+    assert "i0" not in route  # an accepted given label is not re-reviewed
+    assert "the model gives 'c'" in routed.set_index("item_id").at["i1", "route_reason"]
+
+
+def test_consensus_of_three_noisy_annotators_beats_each_of_them():
+    rng = np.random.default_rng(0)
+    n = 300
+    truth = rng.integers(0, 3, n)
+    ids = [f"i{k}" for k in range(n)]
+    rows, accs = [], [0.9, 0.8, 0.75]
+    for j, acc in enumerate(accs):
+        answers = np.where(rng.random(n) < acc, truth, (truth + rng.integers(1, 3, n)) % 3)
+        rows += [
+            {"item_id": i, "annotator": f"u{j}", "label": CLASSES[a]}
+            for i, a in zip(ids, answers, strict=True)
+        ]
+    annotations = pd.DataFrame(rows)
+    probs = np.full((n, 3), 0.2)
+    probs[np.arange(n), truth] = 0.6
+    crowd = consensus_labels(annotations, ids, CLASSES, pred_probs=probs)
+    vote = consensus_labels(annotations, ids, CLASSES)
+    right = np.asarray(CLASSES, dtype=object)[truth]
+    assert crowd["method"].iloc[0] == "crowdlab" and vote["method"].iloc[0] == "majority_vote"
+    assert (crowd["label"] == right).mean() > max(accs)
+    assert (vote["label"] == right).mean() > accs[1]
+    scores = annotator_scores(annotations, crowd, gold=dict(zip(ids, right, strict=True)))
+    assert scores.sort_values("gold_accuracy")["annotator"].tolist() == ["u2", "u1", "u0"]
+
+
+def test_active_learning_picks_items_without_agreement_first():
+    ids = ["i0", "i1", "i2"]
+    annotations = pd.DataFrame(
+        {
+            "item_id": ["i0", "i0", "i1", "i1"],
+            "annotator": ["u", "v", "u", "v"],
+            "label": ["a", "a", "a", "b"],
+        }
+    )
+    probs = np.array([[0.9, 0.05, 0.05], [0.4, 0.5, 0.1], [0.3, 0.3, 0.4]])
+    assert needs_another_annotator(annotations, ids, CLASSES, probs, budget=2) == ["i2", "i1"]
+
+
+def test_apply_reviews_uses_consensus_gold_and_measures_machine_labels_and_flags():
+    rows = _rows()
+    routed = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3", "i7"],
+            "route": ["quarantined", "low_confidence", "audit_sample", "gold"],
+            "route_reason": ["doubt", "unsure", "sample", "gold"],
+        }
+    )
+    consensus = pd.DataFrame(
+        {
+            "item_id": ["i1", "i2", "i3", "i7"],
+            "label": ["c", "b", "b", "a"],
+            "quality": 0.9,
+            "agreement": 1.0,
+            "n_annotations": 2,
+            "method": "crowdlab",
+        }
+    )
+    reviews = Reviews(
+        1, "http://ls/projects/1/data", routed, pd.DataFrame(), consensus, pd.DataFrame(columns=["annotator"])
+    )
+    out, summary = apply_reviews(rows, reviews, gold={"i7": "b"})
+    out = out.set_index("item_id")
+    assert out.loc["i1", ["label", "status", "source"]].tolist() == ["c", "accepted", "human"]
+    assert out.loc["i7", ["label", "source"]].tolist() == ["b", "gold"]  # the known answer wins
+    assert out.loc["i0", "source"] == "given"  # not routed, untouched
+    assert summary["machine_accuracy"]["checked"] == 1 and summary["machine_accuracy"]["correct"] == 0
+    assert summary["quarantine_resolution"]["confirmed"] == 1
