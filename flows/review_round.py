@@ -13,7 +13,7 @@ import pandas as pd
 from prefect import task
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from prefect.runtime import flow_run
+from prefect.runtime import deployment
 
 from labelgate.spec import LabelingJobSpec
 from tasks.ingest import Dataset
@@ -76,7 +76,7 @@ def wait_for_people(reviews: Reviews) -> None:
         f"{reviews.done} of {len(reviews.routed)} routed items have their answers; "
         f"label them at {reviews.project_url}"
     )
-    if flow_run.get_deployment_id():
+    if deployment.id:
         decision = suspend_flow_run(wait_for_input=ReviewDecision, key=f"review-{reviews.done}", timeout=None)
         if decision.accept_as_is:
             return

@@ -275,7 +275,9 @@ def collect_reviews(
     vote without model probabilities) and annotator scores."""
     classes = spec.label_schema.classes
     with labelstudio_client() as client:
-        annotations = client.fetch_annotations(project, classes=classes, settle=0)
+        # a full read (since=0, no cursor kept): the server clock in the Date header has 1 s
+        # resolution, so reach one second past it to include answers saved this very second
+        annotations = client.fetch_annotations(project, classes=classes, settle=-1.0)
         url = f"{client.url}/projects/{project}/data"
     # the latest answer per annotation id wins (edits come back with the same id)
     annotations = annotations.sort_values("updated_at").drop_duplicates("annotation_id", keep="last")
