@@ -27,6 +27,7 @@ print("# labelgate local secrets, made by deploy/secrets.sh. Never commit or pri
 print("LABEL_STUDIO_USERNAME=admin@labelgate.local")
 print(f"LABEL_STUDIO_PASSWORD={secrets.token_urlsafe(24)}")
 print(f"LABEL_STUDIO_API_KEY={secrets.token_hex(20)}")
+print(f"LABELGATE_WEBHOOK_SECRET={secrets.token_urlsafe(24)}")
 PY
         then
             rm -f "${tmp}"
@@ -40,6 +41,12 @@ PY
             echo "deploy/secrets.sh: generated ${secrets_file}" >&2
         fi
         rm -f "${tmp}"
+    fi
+
+    # files made before the webhook secret existed get one added
+    if ! grep -q '^LABELGATE_WEBHOOK_SECRET=' "${secrets_file}"; then
+        python3 -c 'import secrets; print(f"LABELGATE_WEBHOOK_SECRET={secrets.token_urlsafe(24)}")' \
+            >>"${secrets_file}" || return 1
     fi
 
     while IFS= read -r line || [[ -n "${line}" ]]; do

@@ -31,7 +31,7 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     dataset = ingest(spec)
     machine = autolabel(spec, dataset)
     audited = audit(spec, dataset, machine)
-    thresholds = gate(spec, dataset, audited.pred_probs, audited.table)
+    thresholds = gate(spec, dataset, audited.pred_probs)
     rows = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
     review, people = None, None
     if spec.review.mode == "labelstudio":
@@ -49,5 +49,5 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
         review=review,
     )
     published = publish(spec, rows, lineage, people)
-    report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs, audited.table))
+    report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs))
     return published

@@ -22,12 +22,17 @@ from tasks.review import (
     Reviews,
     apply_reviews,
     collect_reviews,
+    connect_review_webhook,
     extra_annotations,
     read_answers,
     send_to_review,
     simulate_labelers,
 )
 from tasks.route import route_items
+
+
+#: How often one run may suspend at the same number of finished items before it gives up.
+MAX_SUSPENDS = 50
 
 
 class ReviewDecision(RunInput):
@@ -77,9 +82,16 @@ def wait_for_people(reviews: Reviews) -> None:
         f"label them at {reviews.project_url}"
     )
     if deployment.id:
-        decision = suspend_flow_run(wait_for_input=ReviewDecision, key=f"review-{reviews.done}", timeout=None)
-        if decision.accept_as_is:
-            return
+        connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
+        # A resumed run starts again from the top and re-reads every answer; if it is still not
+        # complete (say one more annotator was asked for), it suspends again. Keys already
+        # answered return their stored input at once, so a person's accept_as_is is honoured.
+        for attempt in range(MAX_SUSPENDS):
+            decision = suspend_flow_run(
+                wait_for_input=ReviewDecision, key=f"review-{reviews.done}-{attempt}", timeout=None
+            )
+            if decision.accept_as_is:
+                return
     raise ReviewPending(
         f"waiting for people: {where}. Nothing was published; run the same job again when they are done."
     )

@@ -42,6 +42,19 @@ class Settings(BaseSettings):
         description="Label Studio API token of an admin (LABELGATE_LABELSTUDIO_API_KEY or "
         "LABEL_STUDIO_API_KEY). No default: review in Label Studio fails without it.",
     )
+    # -- webhook receiver (labelgate.api) -------------------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret Label Studio sends in the X-Labelgate-Secret header of its "
+        "webhook calls (LABELGATE_WEBHOOK_SECRET). No default: the receiver refuses every call "
+        "and no webhook is registered without it.",
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="Base URL at which Label Studio reaches the labelgate API, e.g. "
+        "http://127.0.0.1:8000 (LABELGATE_API_URL); webhooks go to <api_url>/webhooks/labelstudio. "
+        "Unset: no webhook is registered and the review-sync schedule alone resumes jobs.",
+    )
 
 
 @lru_cache(maxsize=1)

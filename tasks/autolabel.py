@@ -481,9 +481,40 @@ def predict_proba_unlabeled(model: Any, X: Any) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def model_bytes(model: Any) -> tuple[bytes, str]:
-    """The skops file of ``model`` as bytes, and its version (first 12 hex of their sha256)."""
-    data = _canonical_skops(skops.io.dumps(model))
+def _compact_vocabularies(model: Any) -> None:
+    """Make fitted text vectorizers cheap to save, without changing what they compute.
+
+    ``vocabulary_`` maps terms to NumPy integers, which skops stores one array file each (and
+    slowly: quadratic in their number); plain ints are stored as JSON. ``stop_words_`` is only
+    for introspection (scikit-learn documents that it can be removed).
+    """
+    seen: list[Any] = [model]
+    while seen:
+        est = seen.pop()
+        if isinstance(est, TfidfVectorizer) and hasattr(est, "vocabulary_"):
+            est.vocabulary_ = {term: int(i) for term, i in est.vocabulary_.items()}
+            if hasattr(est, "stop_words_"):
+                del est.stop_words_
+        for attr in ("estimators_", "steps", "transformer_list"):
+            for part in getattr(est, attr, None) or []:
+                seen.append(part[1] if isinstance(part, tuple) else part)
+        for attr in ("estimator", "base_estimator"):
+            if hasattr(est, attr) and isinstance(getattr(est, attr), BaseEstimator):
+                seen.append(getattr(est, attr))
+
+
+def model_bytes(model: Any, *, canonical: bool = True) -> tuple[bytes, str]:
+    """The skops file of ``model`` as bytes, and its version (first 12 hex of their sha256).
+
+    ``canonical=True`` rewrites the file so that the same model always gives the same bytes (and
+    version); that costs about as much again as the dump for models with large vocabularies, so
+    the pipeline, whose stages are cached by their inputs anyway, passes False: the version then
+    names this file's exact content, not every equal refit.
+    """
+    _compact_vocabularies(model)
+    data = skops.io.dumps(model)
+    if canonical:
+        data = _canonical_skops(data)
     return data, hashlib.sha256(data).hexdigest()[:12]
 
 
@@ -628,7 +659,7 @@ def autolabel(spec: LabelingJobSpec, dataset: Dataset) -> Autolabels:
     if (~labeled).any():
         log.info("machine labels for %d unlabeled items", int((~labeled).sum()))
         probs[~labeled] = predict_proba_unlabeled(model, dataset.X[~labeled])
-    payload, version = model_bytes(model)
+    payload, version = model_bytes(model, canonical=False)
     store = LabelStore()
     uri = store.model_uri(spec.output.label_set, version)
     store.save_bytes(uri, payload)

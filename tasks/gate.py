@@ -2,9 +2,14 @@
 
 A machine label of class c is accepted only when the model's probability reaches ``threshold[c]``,
 the lowest threshold at which the lower bound of a Wilson interval on the estimated accuracy of
-predictions of c still reaches the target. The evidence is the out-of-sample predictions on items
-whose labels passed the audit, so the estimate comes from data, not from a constant. It is an
-estimate against audited labels, not against human checks: the report and the lineage say so.
+predictions of c still reaches the target.
+
+The evidence is the out-of-sample predictions on every item that came with a label, scored
+against that given label. Given labels that passed the audit cannot serve: the audit passes
+exactly the items whose prediction agrees with them, so they would certify anything. Scoring
+against all given labels, noise included, understates the model's accuracy when the given labels
+are noisy: the gate then accepts fewer machine labels, never more. Human answers (review mode)
+are the better evidence; the report and the lineage say which was used.
 """
 
 from __future__ import annotations
@@ -12,7 +17,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 from prefect import task
 
 from labelgate.progress import stage_finished
@@ -114,31 +118,21 @@ def tune_thresholds(
 
 
 @task(name="gate", on_completion=[stage_finished])
-def gate(
-    spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray, audit_table: pd.DataFrame | None
-) -> dict[str, dict[str, float]]:
-    """Tune per-class thresholds on given labels that passed the audit."""
+def gate(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, float]]:
+    """Tune per-class thresholds against every given label (see the module docstring)."""
     labeled = dataset.given != UNLABELED
-    trusted = np.ones(int(labeled.sum()), dtype=bool)
-    if audit_table is not None:
-        trusted = ~audit_table["is_suspect"].to_numpy(dtype=bool)
     return tune_thresholds(
-        pred_probs[labeled][trusted],
-        dataset.given[labeled][trusted],
+        pred_probs[labeled],
+        dataset.given[labeled],
         target_accuracy=spec.autolabel.target_accuracy,
         classes=dataset.classes,
     )
 
 
-def threshold_curves(
-    dataset: Dataset, pred_probs: np.ndarray, audit_table: pd.DataFrame | None
-) -> dict[str, dict[str, np.ndarray]]:
-    """Per-class coverage/accuracy curves over trusted labeled items, for the report."""
+def threshold_curves(dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+    """Per-class coverage/accuracy curves against the given labels, for the report."""
     labeled = dataset.given != UNLABELED
     probs, given = pred_probs[labeled], dataset.given[labeled]
-    if audit_table is not None:
-        keep = ~audit_table["is_suspect"].to_numpy(dtype=bool)
-        probs, given = probs[keep], given[keep]
     predicted = probs.argmax(axis=1)
     return {
         name: threshold_curve(probs[predicted == c].max(axis=1), given[predicted == c] == c)

@@ -102,7 +102,8 @@ def build_report(
             "## Machine-label gate",
             "",
             f"Target accuracy {lineage.get('target_accuracy')}. Estimated from out-of-sample "
-            "predictions on audited given labels (Wilson 95% lower bound); "
+            "predictions scored against every given label, noise included (Wilson 95% lower bound; "
+            "noisy given labels make this conservative); "
             + (
                 "**no human has checked these machine labels: their accuracy is unverified.**"
                 if lineage.get("machine_accuracy_verified") is False
@@ -127,6 +128,36 @@ def build_report(
         lines += [
             f"| {r.item_id} | {r.given_label} | {r.quality:.3f} | {r.reason} |" for r in suspects.itertuples()
         ]
+    review = lineage.get("review")
+    if review:
+        machine = review["machine_accuracy"]
+        resolution = review["quarantine_resolution"]
+        lines += ["", "## Human review", "", "| routed because | items |", "|---|---|"]
+        lines += [f"| {why} | {n} |" for why, n in review["routed"].items()]
+        if machine["checked"]:
+            lines += [
+                "",
+                f"Machine labels checked by people (audit sample): {machine['correct']} of "
+                f"{machine['checked']} right, estimate {machine['estimate']:.3f}, "
+                f"95% lower bound {machine['lower_95']:.3f}.",
+            ]
+        if resolution["confirmed"] + resolution["overturned"]:
+            lines += [
+                f"Quarantine flags re-reviewed: {resolution['confirmed']} confirmed, "
+                f"{resolution['overturned']} overturned (flag precision "
+                f"{resolution['flag_precision']:.2f})."
+            ]
+        if review["annotators"]:
+            lines += [
+                "",
+                "| annotator | answers | agreement with consensus | gold answers | gold accuracy |",
+                "|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {a['annotator']} | {a['answers']} | {a['agreement_with_consensus']:.2f} | "
+                f"{a['gold_answers']} | {a['gold_accuracy']:.2f} |"
+                for a in review["annotators"]
+            ]
     audit = lineage.get("audit", {})
     if audit:
         lines += ["", "## Audit settings", "", "```", *(f"{k}: {v}" for k, v in audit.items()), "```"]

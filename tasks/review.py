@@ -327,3 +327,47 @@ def extra_annotations(
     for item in chosen:
         required[item] = k + 1
     return required
+
+
+# -- webhook to the labelgate API (used by flows/review_round.py and flows/review_sync.py) ------
+
+
+def review_webhook_url(api_url: str) -> str:
+    """Where Label Studio posts annotation events: ``<api_url>/webhooks/labelstudio``."""
+    return api_url.rstrip("/") + "/webhooks/labelstudio"
+
+
+@task(name="connect_review_webhook")
+def connect_review_webhook(project: int) -> bool:
+    """Make sure ``project`` calls the labelgate webhook receiver on annotation events.
+
+    Idempotent (``LabelStudio.add_webhook``). Needs the settings ``LABELGATE_API_URL`` and
+    ``LABELGATE_WEBHOOK_SECRET``; without them, or when Label Studio refuses the URL (its SSRF
+    protection refuses loopback addresses), it logs why and returns False: the review-sync
+    schedule still resumes the job, so this never fails the flow.
+    """
+    from labelgate.settings import get_settings
+
+    settings = get_settings()
+    if not settings.api_url or settings.webhook_secret is None:
+        get_run_logger().info(
+            "no webhook for project %s (LABELGATE_API_URL or LABELGATE_WEBHOOK_SECRET unset); "
+            "the review-sync schedule resumes the job",
+            project,
+        )
+        return False
+    try:
+        with labelstudio_client() as client:
+            client.add_webhook(
+                project,
+                review_webhook_url(settings.api_url),
+                secret=settings.webhook_secret.get_secret_value(),
+            )
+    except LabelgateError as exc:
+        get_run_logger().warning(
+            "could not add the webhook to project %s, the review-sync schedule resumes the job: %s",
+            project,
+            exc,
+        )
+        return False
+    return True

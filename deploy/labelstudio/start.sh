@@ -125,6 +125,7 @@ else
         export LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD
         export LABEL_STUDIO_USER_TOKEN="${LABEL_STUDIO_API_KEY}"
         export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true
+        export SSRF_PROTECTION_ENABLED=false  # dev only: lets webhooks reach a loopback receiver
         export LABEL_STUDIO_BASE_DATA_DIR="${state_dir}"
         export LABEL_STUDIO_COLLECT_ANALYTICS=false
         export LABEL_STUDIO_LATEST_VERSION_CHECK=false

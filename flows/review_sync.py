@@ -1,0 +1,268 @@
+"""review-sync: resume labeling jobs whose review batch is complete (the webhook's backstop).
+
+A deployed ``labeling-job`` run that waits for people is *suspended* (state type PAUSED, state
+name "Suspended"): no process is held. Two things resume it once its batch is complete:
+
+- the webhook receiver (``labelgate.api``), on Label Studio's annotation events;
+- this flow, on a schedule (``deploy/prefect.yaml``: every 2 minutes), in case an event is lost.
+
+Both decide the same way (``resume_complete_runs``), and only decide "complete? then resume":
+the resumed run re-reads every answer itself (``tasks.review.collect_reviews``, a full read), so
+an event that arrives twice, late, out of order or never changes nothing about which answers
+are counted. Resuming is idempotent: a run that someone else resumed first (the other path, a
+person in the Prefect UI) is left alone, and is no error.
+
+"Complete" is deliberately simple (``review_batch_status``): every task of the job's Label
+Studio project (``tasks.review.project_title(spec)``, one project per label set) has at least
+``spec.review.annotators_per_item`` answers; a skip counts as an answer, as in
+``collect_reviews``. Two consequences, both on the safe side:
+
+- items that the flow asks one more annotator for (``extra_annotations``) are not known here;
+  such a run is resumed at k answers, sees the missing extra answers and suspends again;
+- an old, never-answered task of the same label set keeps the project incomplete: a person then
+  resumes the run from the Prefect UI (``accept_as_is``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_run_logger
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateName,
+    FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
+from prefect.flow_runs import resume_flow_run
+from pydantic import ValidationError
+
+from labelgate.errors import LabelgateError
+from labelgate.spec import LabelingJobSpec
+from tasks.review import connect_review_webhook, labelstudio_client, project_title
+
+logger = logging.getLogger(__name__)
+
+#: The flow whose suspended runs are resumed, and Prefect's name for a suspended state.
+LABELING_FLOW = "labeling-job"
+SUSPENDED = "Suspended"
+#: What the resumed run receives as its ``ReviewDecision`` (flows/review_round.py).
+RESUME_INPUT = {"accept_as_is": False}
+_PAGE = 200  # the Prefect API's largest page
+
+
+@dataclass(frozen=True)
+class WaitingJob:
+    """A suspended labeling-job run that waits for people in Label Studio."""
+
+    flow_run_id: UUID
+    flow_run_name: str
+    spec: LabelingJobSpec
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """How far people got with one job's review batch."""
+
+    project_id: int | None
+    tasks: int
+    answered: int
+    required: int
+
+    @property
+    def complete(self) -> bool:
+        """True when the project exists, has tasks, and every task has ``required`` answers."""
+        return self.project_id is not None and self.tasks > 0 and self.answered == self.tasks
+
+
+# -- Label Studio side (takes the adapter) ----------------------------------------------------
+
+
+def find_project(client: Any, title: str) -> int | None:
+    """The id of the Label Studio project titled exactly ``title`` (the oldest), or None.
+
+    Never creates one (``ensure_project`` would).
+    """
+    # The adapter has no public look-up by title yet; ``_paged_projects`` is the one it uses
+    # itself in ensure_project.
+    ids = [int(p["id"]) for p in client._paged_projects(title) if p.get("title") == title]
+    return min(ids) if ids else None
+
+
+def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int | None = None) -> BatchStatus:
+    """Count the tasks of the job's project that have ``spec.review.annotators_per_item``
+    answers (annotations plus skips, as ``collect_reviews`` counts them).
+
+    ``client`` is the Label Studio adapter (``labelgate.labelstudio.LabelStudio`` or a fake with
+    ``iter_tasks``; ``_paged_projects`` too unless ``project_id`` is given). Stops reading at
+    the first task that lacks answers, so an incomplete batch costs one page of the task list.
+    Tasks without an item id (not made by labelgate) are ignored.
+    """
+    required = spec.review.annotators_per_item
+    if project_id is None:
+        project_id = find_project(client, project_title(spec))
+    if project_id is None:
+        return BatchStatus(None, 0, 0, required)
+    tasks = answered = 0
+    for task in client.iter_tasks(project_id):
+        if task["item_id"] is None:
+            continue
+        tasks += 1
+        if task["total_annotations"] + task["cancelled_annotations"] < required:
+            # one short task settles it; count the rest only for the log line
+            return BatchStatus(project_id, tasks, answered, required)
+        answered += 1
+    return BatchStatus(project_id, tasks, answered, required)
+
+
+# -- Prefect side -----------------------------------------------------------------------------
+
+
+def suspended_labeling_runs(*, log: Any = logger) -> Iterator[WaitingJob]:
+    """Suspended ``labeling-job`` runs whose spec sends items to Label Studio, oldest first.
+
+    Runs whose ``spec`` parameter does not parse are logged and skipped.
+    """
+    flow_filter = FlowFilter(name=FlowFilterName(any_=[LABELING_FLOW]))
+    run_filter = FlowRunFilter(
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(any_=[StateType.PAUSED]),
+            name=FlowRunFilterStateName(any_=[SUSPENDED]),
+        )
+    )
+    offset = 0
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(
+                flow_filter=flow_filter,
+                flow_run_filter=run_filter,
+                sort=FlowRunSort.START_TIME_ASC,
+                limit=_PAGE,
+                offset=offset,
+            )
+            for run in runs:
+                try:
+                    spec = LabelingJobSpec.model_validate(run.parameters.get("spec"))
+                except ValidationError as exc:
+                    log.warning(
+                        "flow run %s (%s): its spec parameter is not a valid job spec, skipped (%d errors)",
+                        run.id,
+                        run.name,
+                        exc.error_count(),
+                    )
+                    continue
+                if spec.review.mode == "labelstudio":
+                    yield WaitingJob(run.id, run.name, spec)
+            if len(runs) < _PAGE:
+                return
+            offset += _PAGE
+
+
+def resume_waiting_run(flow_run_id: UUID, *, log: Any = logger) -> bool:
+    """Resume a suspended run with ``RESUME_INPUT``; False when it was no longer waiting
+    (resumed by someone else, cancelled, deleted): that is not an error."""
+    try:
+        resume_flow_run(flow_run_id, run_input=dict(RESUME_INPUT))
+    except (NotPausedError, ObjectNotFound, FlowPauseTimeout, RuntimeError) as exc:
+        # RuntimeError: the server rejected the resume (another path resumed it meanwhile)
+        log.info("flow run %s is not waiting any more (%s); left alone", flow_run_id, type(exc).__name__)
+        return False
+    return True
+
+
+def resume_complete_runs(
+    client: Any,
+    jobs: Iterable[WaitingJob],
+    *,
+    project_id: int | None = None,
+    log: Any = logger,
+) -> list[UUID]:
+    """Resume each waiting job whose review batch is complete; return the resumed run ids.
+
+    ``client`` is the Label Studio adapter. With ``project_id`` (a webhook event), only jobs
+    whose project is that one are checked. A failure for one job is logged and the others go on.
+    """
+    resumed: list[UUID] = []
+    projects: dict[str, int | None] = {}
+    for job in jobs:
+        title = project_title(job.spec)
+        try:
+            if title not in projects:
+                projects[title] = find_project(client, title)
+            if project_id is not None and projects[title] != project_id:
+                continue
+            status = review_batch_status(client, job.spec, project_id=projects[title])
+        except LabelgateError as exc:
+            log.warning("flow run %s (%s): cannot check its review batch: %s", job.flow_run_id, title, exc)
+            continue
+        if not status.complete:
+            log.info(
+                "flow run %s (%s): review batch not complete (project %s, %d tasks, first %d have %d "
+                "answers each)",
+                job.flow_run_name,
+                job.flow_run_id,
+                status.project_id,
+                status.tasks,
+                status.answered,
+                status.required,
+            )
+            continue
+        if resume_waiting_run(job.flow_run_id, log=log):
+            log.info(
+                "resumed flow run %s (%s): all %d tasks of project %s have %d answers",
+                job.flow_run_name,
+                job.flow_run_id,
+                status.tasks,
+                status.project_id,
+                status.required,
+            )
+            resumed.append(job.flow_run_id)
+    return resumed
+
+
+def connect_webhooks(client: Any, jobs: Iterable[WaitingJob], *, log: Any = logger) -> int:
+    """Make sure each waiting job's project calls the labelgate webhook receiver (idempotent),
+    also for jobs that suspended before the receiver was configured. Returns how many projects
+    have it. See ``tasks.review.connect_review_webhook``: never raises for a refusal."""
+    done = 0
+    for title in sorted({project_title(job.spec) for job in jobs}):
+        try:
+            project = find_project(client, title)
+        except LabelgateError as exc:
+            log.warning("cannot look up project %r: %s", title, exc)
+            continue
+        if project is not None and connect_review_webhook.fn(project):
+            done += 1
+    return done
+
+
+# -- the flow ---------------------------------------------------------------------------------
+
+
+@flow(name="review-sync", log_prints=False)
+def review_sync() -> list[str]:
+    """Resume every suspended labeling job whose review batch is complete in Label Studio.
+
+    Returns the ids of the flow runs it resumed (as strings). Safe to run at any time, and
+    concurrently with the webhook receiver.
+    """
+    log = get_run_logger()
+    jobs = list(suspended_labeling_runs(log=log))
+    if not jobs:
+        log.info("no labeling job is waiting for people")
+        return []
+    with labelstudio_client() as client:
+        connect_webhooks(client, jobs, log=log)
+        resumed = resume_complete_runs(client, jobs, log=log)
+    log.info("%d labeling job(s) waiting, %d resumed", len(jobs), len(resumed))
+    return [str(r) for r in resumed]

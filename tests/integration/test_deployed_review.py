@@ -1,0 +1,379 @@
+"""A deployed labeling job waits for people without holding a process, and is resumed when its
+review batch is complete; the webhook receiver checks its shared secret.
+
+Real servers: the Prefect server and Label Studio of ``tests/integration/conftest.py``, a
+process worker started by ``deploy/worker.sh`` (it also applies ``deploy/prefect.yaml``) and
+the labelgate API under uvicorn. The worker polls a work queue of its own (``test-<hex>``) in
+the ``labelgate-process`` pool, and runs flows with this test's store, so the test can read
+what the deployed run published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.deployments import run_deployment
+from prefect.settings import PREFECT_API_URL, temporary_settings
+
+from flows.review_sync import find_project, resume_waiting_run, review_batch_status, suspended_labeling_runs
+from labelgate.bots import BotLabeler
+from labelgate.labelstudio import WEBHOOK_SECRET_HEADER, LabelStudio
+from labelgate.spec import LabelingJobSpec, load_spec
+from labelgate.store import LabelStore
+from tasks.review import project_title
+from tests.conftest import make_text_frame, write_job
+from tests.integration.conftest import REPO_ROOT
+
+pytestmark = pytest.mark.integration
+
+POOL = "labelgate-process"
+CLASSES = ["sports", "food", "tech"]
+K = 2  # answers per item
+BOTS = [{"accuracy": 1.0, "seed": 1}, {"accuracy": 1.0, "seed": 2}]  # agree: no extra annotator
+
+
+def _wait_for(what: str, check: Callable[[], Any], *, timeout: float, every: float = 1.0) -> Any:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
+        time.sleep(every)
+
+
+def _processes_of(flow_run_id: str) -> list[int]:
+    """Pids of live processes started for this flow run (the worker sets PREFECT__FLOW_RUN_ID)."""
+    marker = f"PREFECT__FLOW_RUN_ID={flow_run_id}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                pids.append(int(entry.name))
+        except OSError:  # gone, or not ours
+            continue
+    return pids
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory, prefect_server, labelstudio_server) -> Iterator[dict]:
+    """A process worker on its own queue, with a store of this module's; stopped at the end."""
+    tmp_path = tmp_path_factory.mktemp("deployed")
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=prefect_server,
+        PREFECT_WORKER_QUERY_SECONDS="2",  # pick runs (and resumed runs) up quickly
+        LABELGATE_STORE=str(tmp_path / "store"),
+        LABELGATE_RUNS_DIR=str(tmp_path / "runs"),
+        LABEL_STUDIO_URL=labelstudio_server.url,
+        LABEL_STUDIO_API_KEY=labelstudio_server.api_key,
+        LABELGATE_WORKER_STATE=str(tmp_path / "worker"),
+        LABELGATE_WORK_QUEUE=queue,
+    )
+    for name in ("LABELGATE_API_URL", "LABELGATE_WEBHOOK_SECRET"):
+        env.pop(name, None)  # no receiver here: the sync resumes the run
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
+        get_client(sync_client=True) as client,
+    ):
+        started = time.monotonic()
+        result = subprocess.run(
+            ["bash", "deploy/worker.sh"],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        client.create_work_queue(queue, work_pool_name=POOL)
+        print(f"worker.sh (deploy + worker start): {time.monotonic() - started:.1f} s")
+        try:
+            yield {
+                "queue": queue,
+                "store": tmp_path / "store",
+                "log": tmp_path / "worker" / "worker.log",
+                "pid": int((tmp_path / "worker" / "worker.pid").read_text()),
+            }
+        finally:
+            subprocess.run(["bash", "deploy/worker-stop.sh"], cwd=REPO_ROOT, env=env, timeout=60, check=False)
+            # best effort: an empty queue left behind harms nothing
+            with contextlib.suppress(Exception):
+                client.delete_work_queue_by_id(client.read_work_queue_by_name(queue, work_pool_name=POOL).id)
+
+
+def _text_job(folder: Path) -> tuple[dict, str, dict[str, str]]:
+    """A small text job whose review goes to Label Studio with no bots: people must answer."""
+    frame = make_text_frame(20, seed=7)
+    truth = dict(zip(frame["id"], frame["label"], strict=True))
+    rng = np.random.default_rng(7)
+    flipped = rng.choice(len(frame), size=6, replace=False)
+    swap = {"sports": "food", "food": "tech", "tech": "sports"}
+    frame.loc[flipped, "label"] = frame.loc[flipped, "label"].map(swap)
+    unlabeled = rng.choice(np.setdiff1d(np.arange(len(frame)), flipped), size=10, replace=False)
+    frame.loc[unlabeled, "label"] = None
+    label_set = f"dep-{uuid.uuid4().hex[:8]}"
+    path = write_job(
+        folder,
+        frame,
+        label_set=label_set,
+        review={"mode": "labelstudio", "annotators_per_item": K, "audit_share": 0.3},
+        autolabel={"target_accuracy": 0.9, "n_folds": 3},
+    )
+    spec = load_spec(path).model_dump(mode="json", by_alias=True)  # absolute paths
+    return spec, label_set, truth
+
+
+class DeployedJob:
+    """One labeling job run through the labeling-job deployment, and the checks on it."""
+
+    def __init__(self, folder: Path, prefect, ls: LabelStudio, worker: dict) -> None:
+        self.spec, self.label_set, self.truth = _text_job(folder)
+        self.prefect, self.ls, self.worker = prefect, ls, worker
+        self.run = None
+        self.project = None
+        self.tasks: dict[str, int] = {}
+        self.answers = 0
+        self.timings: dict[str, float] = {}
+
+    def state(self, run_id=None):
+        return self.prefect.read_flow_run(run_id or self.run.id).state
+
+    def fail_if_final(self, state) -> None:
+        if state.is_final():
+            pytest.fail(
+                f"flow run ended {state.name}: {state.message}\n{_tail(self.worker['log'])}", pytrace=False
+            )
+
+    def submit_and_wait_until_suspended(self) -> None:
+        started = time.monotonic()
+        self.run = run_deployment(
+            "labeling-job/labeling-job",
+            parameters={"spec": self.spec},
+            work_queue_name=self.worker["queue"],
+            timeout=0,
+            as_subflow=False,
+        )
+
+        def suspended():
+            state = self.state()
+            self.fail_if_final(state)
+            return state.is_paused() and state.name == "Suspended"
+
+        _wait_for("the job to suspend", suspended, timeout=150)
+        self.timings["submit -> suspended"] = time.monotonic() - started
+
+        # no process is held for the waiting run: the worker's child process has exited
+        _wait_for("the run's process to exit", lambda: not _processes_of(str(self.run.id)), timeout=30)
+        assert os.path.exists(f"/proc/{self.worker['pid']}")  # while the worker itself goes on
+        assert str(self.run.id) in {str(j.flow_run_id) for j in suspended_labeling_runs()}
+
+        spec = LabelingJobSpec.model_validate(self.spec)
+        self.project = find_project(self.ls, project_title(spec))
+        assert self.project is not None
+        self.tasks = self.ls.task_index(self.project)
+        assert self.tasks, "the job routed nothing to review"
+        status = review_batch_status(self.ls, spec, project_id=self.project)
+        assert not status.complete and status.answered == 0
+
+    def people_answer(self) -> None:
+        """Bots answer every task K times while nothing runs."""
+        for n, bot in enumerate(BOTS):
+            self.answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
+                self.ls, self.project, truth=self.truth, classes=CLASSES, max_per_task=K
+            )
+        assert self.answers == K * len(self.tasks)
+        spec = LabelingJobSpec.model_validate(self.spec)
+        assert review_batch_status(self.ls, spec, project_id=self.project).complete
+
+    def wait_until_completed(self, since: float, what: str) -> None:
+        def completed():
+            state = self.state()
+            if state.is_final() and not state.is_completed():
+                self.fail_if_final(state)
+            return state.is_completed()
+
+        _wait_for("the resumed job to complete", completed, timeout=150)
+        self.timings[f"{what} -> job completed"] = time.monotonic() - since
+
+    def check_published_once(self) -> None:
+        # resuming again (a late webhook event, the next sync tick) is no error and does nothing
+        assert resume_waiting_run(self.run.id) is False
+        assert str(self.run.id) not in {str(j.flow_run_id) for j in suspended_labeling_runs()}
+        # no duplicate tasks: one task per routed item, the same ones as before the wait
+        assert self.ls.task_index(self.project) == self.tasks
+        assert len(self.ls.list_tasks(self.project)) == len(self.tasks)
+
+        store = LabelStore(str(self.worker["store"]))
+        assert store.latest_version(self.label_set) == 0
+        rows = store.read(self.label_set).set_index("item_id")
+        reviewed = rows.loc[list(self.tasks)]
+        assert (reviewed["source"] == "human").all()
+        assert (reviewed["label"] == [self.truth[i] for i in reviewed.index]).all()  # the bots were right
+        events = store.events(label_set=self.label_set)
+        assert (events["source"] == "human").sum() == self.answers  # none lost, none counted twice
+        print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+
+
+@pytest.fixture
+def deployed_job(tmp_path, prefect_server, labelstudio_server, worker) -> Iterator[DeployedJob]:
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
+        get_client(sync_client=True) as prefect,
+        LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as ls,
+    ):
+        yield DeployedJob(tmp_path / "job", prefect, ls, worker)
+
+
+def test_deployed_job_suspends_without_a_process_and_the_sync_resumes_it(deployed_job, worker):
+    job = deployed_job
+    job.submit_and_wait_until_suspended()
+    job.people_answer()
+
+    # the review-sync deployment (what the 2-minute schedule runs) resumes it
+    started = time.monotonic()
+    sync = run_deployment(
+        "review-sync/review-sync", work_queue_name=worker["queue"], timeout=0, as_subflow=False
+    )
+
+    def sync_done():
+        state = job.state(sync.id)
+        return state if state.is_final() else None
+
+    sync_state = _wait_for("the review-sync run", sync_done, timeout=120)
+    assert sync_state.is_completed(), f"{sync_state.message}\n{_tail(worker['log'])}"
+    job.wait_until_completed(started, "sync run")
+    job.check_published_once()
+
+
+def test_a_webhook_event_resumes_a_deployed_job_once_its_batch_is_complete(deployed_job, receiver):
+    job = deployed_job
+    job.submit_and_wait_until_suspended()
+    url = f"{receiver['url']}/webhooks/labelstudio"
+    headers = {WEBHOOK_SECRET_HEADER: receiver["secret"]}
+    event = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": job.project, "title": project_title(LabelingJobSpec.model_validate(job.spec))},
+        "task": {"id": next(iter(job.tasks.values())), "project": job.project},
+        "annotation": {"id": 1},
+    }
+
+    # an event while the batch is incomplete resumes nothing
+    assert httpx.post(url, json=event, headers=headers, timeout=10, trust_env=False).status_code == 202
+    time.sleep(3)
+    assert job.state().name == "Suspended"
+
+    job.people_answer()
+    started = time.monotonic()
+    for _ in range(3):  # a burst of (duplicate) events, as Label Studio sends one per annotation
+        assert httpx.post(url, json=event, headers=headers, timeout=10, trust_env=False).status_code == 202
+    job.wait_until_completed(started, "webhook event")
+    job.check_published_once()
+    assert "Traceback" not in receiver["log"].read_text()
+
+
+@pytest.fixture
+def receiver(tmp_path, prefect_server, labelstudio_server) -> Iterator[dict]:
+    """The labelgate API under uvicorn on a free loopback port, with a webhook secret."""
+    secret = uuid.uuid4().hex
+    port = _free_port()
+    env = dict(os.environ)
+    env.update(
+        PREFECT_API_URL=prefect_server,
+        LABEL_STUDIO_URL=labelstudio_server.url,
+        LABEL_STUDIO_API_KEY=labelstudio_server.api_key,
+        LABELGATE_WEBHOOK_SECRET=secret,
+    )
+    log = tmp_path / "api.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "uvicorn", "--factory", "labelgate.api:create_app"),
+                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "info"),
+            ],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def up():
+            if proc.poll() is not None:
+                pytest.fail(f"uvicorn exited with {proc.returncode}\n{_tail(log)}", pytrace=False)
+            try:
+                return httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for("the API to answer /health", up, timeout=60, every=0.3)
+        yield {"url": url, "secret": secret, "log": log}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def test_webhook_receiver_checks_the_shared_secret(receiver, labelstudio_server):
+    url = f"{receiver['url']}/webhooks/labelstudio"
+    event = {"action": "ANNOTATION_CREATED", "project": {"id": 999_999_999}, "task": {"id": 1}}
+
+    def post(**headers):
+        return httpx.post(url, json=event, headers=headers, timeout=10, trust_env=False)
+
+    for headers in ({}, {WEBHOOK_SECRET_HEADER: "wrong"}, {WEBHOOK_SECRET_HEADER: receiver["secret"] + "x"}):
+        answer = post(**headers)
+        assert answer.status_code == 401
+        assert answer.content == b""  # no detail
+
+    answer = post(**{WEBHOOK_SECRET_HEADER: receiver["secret"]})
+    assert answer.status_code == 202 and answer.json() == {"queued": True, "project": 999_999_999}
+    # the same event twice is fine; an event that is no annotation event is acknowledged, ignored
+    assert post(**{WEBHOOK_SECRET_HEADER: receiver["secret"]}).status_code == 202
+    other = httpx.post(
+        url,
+        json={"action": "PROJECT_UPDATED", "project": {"id": 1}},
+        headers={WEBHOOK_SECRET_HEADER: receiver["secret"]},
+        timeout=10,
+        trust_env=False,
+    )
+    assert other.status_code == 200 and other.json()["queued"] is False
+    assert httpx.get(f"{receiver['url']}/health", timeout=5, trust_env=False).json() == {"status": "ok"}
+
+    time.sleep(2)  # let the background checks run against the real servers
+    log = receiver["log"].read_text()
+    assert "Traceback" not in log, log[-3000:]
+    assert receiver["secret"] not in log and labelstudio_server.api_key not in log
