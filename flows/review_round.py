@@ -30,7 +30,6 @@ from tasks.review import (
 )
 from tasks.route import route_items
 
-
 #: How often one run may suspend at the same number of finished items before it gives up.
 MAX_SUSPENDS = 50
 
