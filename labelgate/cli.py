@@ -82,6 +82,17 @@ def demo(
     console.print(table)
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Start the HTTP API (health, Label Studio webhook receiver)."""
+    import uvicorn
+
+    uvicorn.run("labelgate.api:create_app", factory=True, host=host, port=port)
+
+
 def _quiet_prefect(verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not verbose:
