@@ -40,7 +40,8 @@ def _job(folder: Path, *, simulate: bool):
     if simulate:
         review["simulate"] = {"truth_path": "truth.csv", "labelers": BOTS}
     label_set = f"rev-{uuid.uuid4().hex[:8]}"
-    autolabel = {"target_accuracy": 0.9, "n_folds": 3}  # small data: 0.9 is what ~60 items can certify
+    # the gate scores the model against the given labels (10% flipped here): 0.75 is certifiable
+    autolabel = {"target_accuracy": 0.75, "n_folds": 3}
     return write_job(folder, frame, label_set=label_set, review=review, autolabel=autolabel), label_set, truth
 
 
@@ -86,7 +87,10 @@ def test_bots_review_routed_items_and_consensus_is_published(tmp_path, prefect_s
     reviewed = rows[rows["source"] == "human"]
     right = reviewed["label"] == truth.set_index("id").loc[reviewed.index, "true_label"]
     assert right.mean() >= 0.9
-    assert {a["annotator"] for a in review["annotators"]} == {f"bot{i}@labelgate.local" for i in (1, 2, 3)}
+    # two answers per item from bot1 and bot2; bot3 only where they disagreed
+    annotators = {a["annotator"] for a in review["annotators"]}
+    assert {"bot1@labelgate.local", "bot2@labelgate.local"} <= annotators
+    assert annotators <= {f"bot{i}@labelgate.local" for i in (1, 2, 3)}
     assert review["machine_accuracy"]["checked"] > 0 and lineage["machine_accuracy_verified"] is True
     events = store.events(label_set=label_set)
     assert set(events.loc[events["source"] == "human", "actor"]) <= {
