@@ -93,7 +93,10 @@ def scorecard(rows: pd.DataFrame, truth_csv: Path) -> dict[str, float]:
     truth = pd.read_csv(truth_csv, dtype={"true_label": str, "given": str})
     merged = rows.merge(truth, left_on="item_id", right_on="id")
     labeled = merged[merged["given"].notna()]
-    flagged = labeled["status"] == "quarantined"
+    # flagged by the audit: still quarantined, or sent back to people for a re-review round
+    flagged = (labeled["status"] == "quarantined") | labeled["reason"].str.contains(
+        "the audit doubts this label", regex=False
+    )
     flipped = labeled["flipped"].astype(bool)
     accepted = merged[merged["status"] == "accepted"]
     tp = int((flagged & flipped).sum())
@@ -101,11 +104,12 @@ def scorecard(rows: pd.DataFrame, truth_csv: Path) -> dict[str, float]:
     recall = tp / max(int(flipped.sum()), 1)
     return {
         "planted_errors": int(flipped.sum()),
-        "quarantined": int(flagged.sum()),
+        "flagged_by_audit": int(flagged.sum()),
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / max(precision + recall, 1e-12),
-        "accepted_accuracy": float((accepted["label"] == accepted["true_label"]).mean()),
-        "accepted": len(accepted),
         "given_accuracy": float((labeled["given"] == labeled["true_label"]).mean()),
+        "accepted": len(accepted),
+        "accepted_accuracy": float((accepted["label"] == accepted["true_label"]).mean()),
+        "labeled_by_people": int(merged["source"].isin(["human", "gold"]).sum()),
     }

@@ -8,6 +8,8 @@ rates each annotator by agreement with consensus and, where gold items exist, by
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from cleanlab.multiannotator import (
@@ -65,13 +67,15 @@ def consensus_labels(
     # CROWDLAB needs at least one item with 2+ annotators and all classes representable
     multi = (sub.notna().sum(axis=1) >= 2).any()
     if pred_probs is not None and multi and sub.shape[1] >= 2:
-        result = get_label_quality_multiannotator(
-            sub.reset_index(drop=True),
-            np.asarray(pred_probs)[answered],
-            verbose=False,
-            return_detailed_quality=False,
-            return_annotator_stats=False,
-        )["label_quality"]
+        with warnings.catch_warnings():  # "annotators do not agree on any example" on tiny batches
+            warnings.simplefilter("ignore", UserWarning)
+            result = get_label_quality_multiannotator(
+                sub.reset_index(drop=True),
+                np.asarray(pred_probs)[answered],
+                verbose=False,
+                return_detailed_quality=False,
+                return_annotator_stats=False,
+            )["label_quality"]
         codes = result["consensus_label"].to_numpy(dtype=int)
         quality = result["consensus_quality_score"].to_numpy()
         agreement = result["annotator_agreement"].to_numpy()
