@@ -105,9 +105,11 @@ def build_report(
             "predictions scored against every given label, noise included (Wilson 95% lower bound; "
             "noisy given labels make this conservative); "
             + (
-                "**no human has checked these machine labels: their accuracy is unverified.**"
+                "no machine label was published without a person's answer."
+                if not c["source"].get("model")
+                else "**no human has checked these machine labels: their accuracy is unverified.**"
                 if lineage.get("machine_accuracy_verified") is False
-                else ""
+                else "people checked an audit sample of them (see Human review)."
             ),
             "",
             "| class | threshold | basis | support | est. accuracy | lower bound |",
