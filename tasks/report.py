@@ -201,12 +201,17 @@ def draw_report(
 
     ax = axes[1, 0]
     labeled = rows[rows["given_label"].notna()]
-    for status, colour in (("accepted", "#4caf50"), ("quarantined", "#e53935")):
-        q = labeled.loc[labeled["status"] == status, "quality"].dropna()
+    groups = {
+        "accepted as given": (labeled["status"] == "accepted") & (labeled["source"] == "given"),
+        "quarantined": labeled["status"] == "quarantined",
+        "re-reviewed by people": labeled["source"].isin(["human", "gold"]),
+    }
+    for (name, mask), colour in zip(groups.items(), ("#4caf50", "#e53935", "#fb8c00"), strict=True):
+        q = labeled.loc[mask, "quality"].dropna()
         if len(q):
-            ax.hist(q, bins=40, range=(0, 1), alpha=0.7, color=colour, label=status)
-    ax.set_title("label quality of given labels")
-    ax.set_xlabel("cleanlab label quality")
+            ax.hist(q, bins=40, range=(0, 1), alpha=0.7, color=colour, label=f"{name} ({len(q)})")
+    ax.set_title("label quality of items that came with a label")
+    ax.set_xlabel("cleanlab label quality (consensus quality after review)")
     ax.legend()
 
     ax = axes[1, 1]
