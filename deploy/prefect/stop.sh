@@ -1,39 +1,7 @@
 #!/usr/bin/env bash
-# Stop the Prefect server started by deploy/prefect/start.sh (pid file in var/prefect/).
-# Sends SIGTERM to its process group, waits up to PREFECT_STOP_TIMEOUT (20 s), then SIGKILL.
-# No error when it is not running.
+# Stop the Prefect server started by deploy/prefect/start.sh (pid file in var/prefect/), waiting
+# up to PREFECT_STOP_TIMEOUT (20 s) before SIGKILL. No error when it is not running.
 set -euo pipefail
-
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-pid_file="${repo_root}/var/prefect/prefect.pid"
-timeout="${PREFECT_STOP_TIMEOUT:-20}"
-
-if [[ ! -f "${pid_file}" ]]; then
-    echo "Prefect server not running (no ${pid_file})"
-    exit 0
-fi
-pid="$(<"${pid_file}")"
-if ! [[ "${pid}" =~ ^[0-9]+$ ]] || ! kill -0 "${pid}" 2>/dev/null \
-    || { [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa prefect "/proc/${pid}/cmdline"; }; then
-    echo "Prefect server not running (stale pid file removed)"
-    rm -f "${pid_file}"
-    exit 0
-fi
-
-signal_all() {  # the process group when it has one (setsid), else the pid alone
-    kill "-$1" -- "-${pid}" 2>/dev/null || kill "-$1" "${pid}" 2>/dev/null || true
-}
-
-signal_all TERM
-start=${SECONDS}
-while kill -0 "${pid}" 2>/dev/null || kill -0 -- "-${pid}" 2>/dev/null; do
-    if ((SECONDS - start >= timeout)); then
-        echo "Prefect server (pid ${pid}) still running after ${timeout} s; sending SIGKILL"
-        signal_all KILL
-        sleep 1
-        break
-    fi
-    sleep 0.2
-done
-rm -f "${pid_file}"
-echo "Prefect server stopped (pid ${pid})"
+exec "${repo_root}/deploy/stop-service.sh" "Prefect server" "${repo_root}/var/prefect/prefect.pid" \
+    prefect "${PREFECT_STOP_TIMEOUT:-20}"
