@@ -22,6 +22,8 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=deploy/service-lib.sh
+source "${repo_root}/deploy/service-lib.sh"
 prefect="${repo_root}/.venv/bin/prefect"
 pool="${LABELGATE_WORK_POOL:-labelgate-process}"
 state_dir="${LABELGATE_WORKER_STATE:-${repo_root}/var/prefect}"
@@ -38,24 +40,9 @@ if [[ -z "${LABEL_STUDIO_API_KEY:-}" && -z "${LABELGATE_LABELSTUDIO_API_KEY:-}" 
     source "${repo_root}/deploy/secrets.sh"
 fi
 
-running_pid() {
-    local pid
-    [[ -f "${pid_file}" ]] || return 1
-    pid="$(<"${pid_file}")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
-    if [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa worker "/proc/${pid}/cmdline"; then
-        return 1  # a recycled pid
-    fi
-    echo "${pid}"
-}
+running_pid() { service_pid "${pid_file}" worker; }
 
-show_log() {
-    if [[ -f "${log_file}" ]]; then
-        echo "--- last lines of ${log_file} ---" >&2
-        tail -n 40 "${log_file}" >&2
-        echo "---" >&2
-    fi
-}
+show_log() { service_log "${log_file}"; }
 
 if pid="$(running_pid)"; then
     echo "Prefect worker already running (pid ${pid}), log ${log_file}; deploy/worker-stop.sh stops it"

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/service-lib.sh
+source "${repo_root}/deploy/service-lib.sh"
 port="${LABEL_STUDIO_PORT:-8080}"
 timeout="${LABEL_STUDIO_START_TIMEOUT:-180}"
 url="http://127.0.0.1:${port}"
@@ -33,44 +35,10 @@ if ((${#missing[@]})); then
     exit 2
 fi
 
-# Print the HTTP status of GET $1 (000 when nothing answers). With a second argument, send
-# it as a legacy token; it goes through the environment of python3, not its command line.
-http_status() {
-    PROBE_TOKEN="${2:-}" python3 - "$1" <<'PY'
-import os, sys, urllib.error, urllib.request
-request = urllib.request.Request(sys.argv[1])
-if os.environ.get("PROBE_TOKEN"):
-    request.add_header("Authorization", "Token " + os.environ["PROBE_TOKEN"])
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-try:
-    with opener.open(request, timeout=5) as response:
-        print(response.status)
-except urllib.error.HTTPError as error:
-    print(error.code)
-except Exception:
-    print("000")
-PY
-}
 
-running_pid() {
-    local pid
-    [[ -f "${pid_file}" ]] || return 1
-    pid="$(<"${pid_file}")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
-    # Guard against a recycled pid after a reboot.
-    if [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa label-studio "/proc/${pid}/cmdline"; then
-        return 1
-    fi
-    echo "${pid}"
-}
+running_pid() { service_pid "${pid_file}" label-studio; }
 
-show_log() {
-    if [[ -f "${log_file}" ]]; then
-        echo "--- last lines of ${log_file} ---" >&2
-        tail -n 40 "${log_file}" >&2
-        echo "---" >&2
-    fi
-}
+show_log() { service_log "${log_file}"; }
 
 stop_group() {
     kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || true

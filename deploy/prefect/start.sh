@@ -8,6 +8,8 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# shellcheck source=deploy/service-lib.sh
+source "${repo_root}/deploy/service-lib.sh"
 port="${PREFECT_PORT:-4200}"
 timeout="${PREFECT_START_TIMEOUT:-120}"
 url="http://127.0.0.1:${port}"
@@ -16,40 +18,10 @@ pid_file="${state_dir}/prefect.pid"
 log_file="${state_dir}/prefect.log"
 prefect="${repo_root}/.venv/bin/prefect"
 
-# Print the HTTP status of GET $1 (000 when nothing answers).
-http_status() {
-    python3 - "$1" <<'PY'
-import sys, urllib.error, urllib.request
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-try:
-    with opener.open(sys.argv[1], timeout=5) as response:
-        print(response.status)
-except urllib.error.HTTPError as error:
-    print(error.code)
-except Exception:
-    print("000")
-PY
-}
 
-running_pid() {
-    local pid
-    [[ -f "${pid_file}" ]] || return 1
-    pid="$(<"${pid_file}")"
-    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
-    # Guard against a recycled pid after a reboot.
-    if [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa prefect "/proc/${pid}/cmdline"; then
-        return 1
-    fi
-    echo "${pid}"
-}
+running_pid() { service_pid "${pid_file}" prefect; }
 
-show_log() {
-    if [[ -f "${log_file}" ]]; then
-        echo "--- last lines of ${log_file} ---" >&2
-        tail -n 40 "${log_file}" >&2
-        echo "---" >&2
-    fi
-}
+show_log() { service_log "${log_file}"; }
 
 report_up() {
     echo "Prefect server $1"

@@ -1,0 +1,43 @@
+# shellcheck shell=bash
+# Helpers shared by the deploy/ start scripts. Source it: `source "${repo_root}/deploy/service-lib.sh"`.
+
+# Print the HTTP status of GET $1 (000 when nothing answers). With a second argument, send
+# it as a legacy token; it goes through the environment of python3, not its command line.
+http_status() {
+    PROBE_TOKEN="${2:-}" python3 - "$1" <<'PY'
+import os, sys, urllib.error, urllib.request
+request = urllib.request.Request(sys.argv[1])
+if os.environ.get("PROBE_TOKEN"):
+    request.add_header("Authorization", "Token " + os.environ["PROBE_TOKEN"])
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(request, timeout=5) as response:
+        print(response.status)
+except urllib.error.HTTPError as error:
+    print(error.code)
+except Exception:
+    print("000")
+PY
+}
+
+# Print the pid in pid file $1 if that process runs and its command line contains $2
+# (a guard against a pid recycled after a reboot); fail otherwise.
+service_pid() {
+    local pid
+    [[ -f "$1" ]] || return 1
+    pid="$(<"$1")"
+    [[ "${pid}" =~ ^[0-9]+$ ]] && kill -0 "${pid}" 2>/dev/null || return 1
+    if [[ -r "/proc/${pid}/cmdline" ]] && ! grep -qa -- "$2" "/proc/${pid}/cmdline"; then
+        return 1
+    fi
+    echo "${pid}"
+}
+
+# Print the last 40 lines of log file $1 to stderr, if it exists.
+service_log() {
+    if [[ -f "$1" ]]; then
+        echo "--- last lines of $1 ---" >&2
+        tail -n 40 "$1" >&2
+        echo "---" >&2
+    fi
+}
