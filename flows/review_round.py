@@ -58,13 +58,13 @@ def review_round(
     k = spec.review.annotators_per_item
     if spec.review.simulate:
         simulate_labelers(spec, dataset, project, routed_ids, answers_per_item=k)
-    reviews = collect_reviews(spec, project, routed, pred_probs, ids)
+    reviews = collect_reviews(spec, project, routed, pred_probs, ids, gold=gold)
     if reviews.complete and k >= 2:
         required = extra_annotations(reviews, spec, pred_probs, ids)
         more = [item for item, n in required.items() if n > k]
         if more and spec.review.simulate:
             simulate_labelers(spec, dataset, project, more, answers_per_item=k + 1)
-        reviews = collect_reviews(spec, project, routed, pred_probs, ids, required)
+        reviews = collect_reviews(spec, project, routed, pred_probs, ids, required, gold=gold)
     if not reviews.complete:
         wait_for_people(reviews)
     reviewed, summary = apply_reviews(rows, reviews, gold=gold)

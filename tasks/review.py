@@ -270,9 +270,12 @@ def collect_reviews(
     pred_probs: np.ndarray,
     item_ids: list[str],
     required: dict[str, int] | None = None,
+    *,
+    gold: dict[str, str],
 ) -> Reviews:
     """Read every answer for the project and fold them into consensus (CROWDLAB, or majority
-    vote without model probabilities) and annotator scores."""
+    vote without model probabilities) and annotator scores (against ``gold``: item_id -> the
+    known answer, as read and checked by ``read_answers``)."""
     classes = spec.label_schema.classes
     with labelstudio_client() as client:
         # a full read (since=0, no cursor kept): the server clock in the Date header has 1 s
@@ -287,10 +290,6 @@ def collect_reviews(
     probs = pred_probs[[position[i] for i in routed_ids]]
     usable = annotations[annotations["status"] == "ok"]
     consensus = consensus_labels(usable, routed_ids, classes, pred_probs=probs)
-    gold = {}
-    if spec.review.gold_path:
-        gold_frame = pd.read_csv(spec.review.gold_path, dtype=str)
-        gold = dict(zip(gold_frame[spec.dataset.id_column], gold_frame["label"], strict=True))
     scores = annotator_scores(usable, consensus, gold=gold)
     k = spec.review.annotators_per_item
     return Reviews(
