@@ -56,6 +56,30 @@ class Settings(BaseSettings):
         "Unset: no webhook is registered and the review-sync schedule alone resumes jobs.",
     )
 
+    # -- jobs API (labelgate.api) ----------------------------------------------------------
+    api_tokens: SecretStr | None = Field(
+        default=None,
+        description='Bearer tokens of the HTTP API and their scopes, as JSON: {"<token>": ["read", '
+        '"submit"]} (LABELGATE_API_TOKENS). "read" reads jobs and label sets; "submit" submits and '
+        "cancels jobs. No default: without it every route but /health answers 401.",
+    )
+    data_roots: list[str] = Field(
+        default_factory=lambda: [str(Path.cwd() / "data")],
+        description="Folders (or URI prefixes such as s3://bucket/labeling/) that jobs submitted "
+        'over the API may read, as JSON: ["/srv/data", "s3://bucket/in/"] (LABELGATE_DATA_ROOTS). '
+        "A relative path in a submitted spec is taken below the first root; anything outside "
+        "every root is refused with 400.",
+    )
+    deployment: str = Field(
+        default="labeling-job/labeling-job",
+        description="The Prefect deployment ('flow/deployment') that runs jobs submitted over the API.",
+    )
+    work_queue: str | None = Field(
+        default=None,
+        description="Work queue of the deployment's pool that API-submitted runs go to "
+        "(LABELGATE_WORK_QUEUE); unset: the deployment's own queue.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -127,6 +127,11 @@ class LabelStore:
             frame = frame[frame["status"] == "accepted"]
         return frame.sort_values("item_id", kind="stable").reset_index(drop=True)
 
+    def arrow_dataset(self, name: str, version: int | None = None):
+        """One version (latest by default) as a ``pyarrow.dataset.Dataset``, to stream it in
+        record batches without loading it whole (the API's downloads)."""
+        return self._table(name, version).to_pyarrow_dataset()
+
     def versions(self, name: str) -> list[dict[str, Any]]:
         """Every version of ``name``, newest first: version, timestamp, operation, lineage."""
         out = []
