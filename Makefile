@@ -9,10 +9,12 @@ BIN := $(VENV)/bin
 PREFECT_PORT ?= 4200
 PREFECT_API := http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: help setup demo test lint bench servers-stop clean
+.PHONY: help setup demo test lint bench stack stack-stop servers-stop clean
 
 help:
-	@echo "make demo | make test | make lint | make bench | make servers-stop | make clean"
+	@echo "make demo | make test | make lint | make bench | make stack | make stack-stop | make servers-stop | make clean"
+	@echo "  make stack       Prefect server, Label Studio, a worker with the deployments, the API (no Docker)"
+	@echo "  make stack-stop  stops them"
 
 $(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +54,17 @@ bench: setup
 	$(BIN)/python -m bench.noise_detection
 	$(BIN)/python -m bench.labeling_cost
 	$(BIN)/python -m bench.speed --sizes 100000,1000000
+
+# The local equivalent of deploy/docker-compose.yml, without Docker. Ports: PREFECT_PORT,
+# LABEL_STUDIO_PORT, LABELGATE_API_PORT; secrets and API tokens in var/secrets.env.
+LABELGATE_API_PORT ?= 8000
+
+stack: setup
+	PREFECT_PORT=$(PREFECT_PORT) LABEL_STUDIO_PORT=$(LABEL_STUDIO_PORT) \
+	  LABELGATE_API_PORT=$(LABELGATE_API_PORT) bash deploy/stack.sh
+
+stack-stop:
+	bash deploy/stack-stop.sh
 
 servers-stop:
 	-bash deploy/prefect/stop.sh

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Start the whole labelgate stack on this machine, without Docker: the local equivalent of
+# deploy/docker-compose.yml, every service from its own deploy/ script.
+#
+#   1. Prefect server          deploy/prefect/start.sh       http://127.0.0.1:${PREFECT_PORT:-4200}
+#   2. Label Studio            deploy/labelstudio/start.sh   http://127.0.0.1:${LABEL_STUDIO_PORT:-8080}
+#      (1 and 2 start side by side: Label Studio's first start takes a minute)
+#   3. work pool, deployments (deploy/prefect.yaml) and a process worker   deploy/worker.sh
+#   4. the labelgate API       deploy/api/start.sh           http://127.0.0.1:${LABELGATE_API_PORT:-8000}
+#
+# Secrets come from `source deploy/secrets.sh` (var/secrets.env, made on first use); this
+# script prints where they are, never their values. LABELGATE_API_URL (default: the API above)
+# is where Label Studio sends its annotation webhooks; the worker and the API both get it.
+# Each step reuses a service that already runs. Stop everything: deploy/stack-stop.sh.
+#
+# The state folders are fixed (var/prefect, var/labelstudio, var/api): one stack per checkout.
+# A running worker keeps the environment and deployments it started with; to apply a changed
+# deploy/prefect.yaml, run deploy/worker-stop.sh (or deploy/stack-stop.sh) first.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "${repo_root}"
+
+export PREFECT_PORT="${PREFECT_PORT:-4200}"
+export LABEL_STUDIO_PORT="${LABEL_STUDIO_PORT:-8080}"
+export LABELGATE_API_PORT="${LABELGATE_API_PORT:-8000}"
+export PREFECT_API_URL="http://127.0.0.1:${PREFECT_PORT}/api"
+export LABEL_STUDIO_URL="http://127.0.0.1:${LABEL_STUDIO_PORT}"
+export LABELGATE_API_URL="${LABELGATE_API_URL:-http://127.0.0.1:${LABELGATE_API_PORT}}"
+export LABELGATE_STORE="${LABELGATE_STORE:-${repo_root}/labelgate-store}"
+export LABELGATE_RUNS_DIR="${LABELGATE_RUNS_DIR:-${repo_root}/runs}"
+# shellcheck source=deploy/secrets.sh
+source "${repo_root}/deploy/secrets.sh"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "Prefect server and Label Studio"
+ls_out="$(mktemp)"
+trap 'rm -f "${ls_out}"' EXIT
+bash deploy/labelstudio/start.sh >"${ls_out}" 2>&1 &
+ls_pid=$!
+prefect_ok=1
+bash deploy/prefect/start.sh || prefect_ok=0
+ls_ok=1
+wait "${ls_pid}" || ls_ok=0
+sed 's/^/[label studio] /' "${ls_out}"
+failed=()
+((prefect_ok)) || failed+=("the Prefect server")
+((ls_ok)) || failed+=("Label Studio")
+if ((${#failed[@]})); then
+    printf -v names '%s and ' "${failed[@]}"
+    echo "error: the stack did not start: ${names% and } failed (see above)." >&2
+    echo "  What did start keeps running; deploy/stack-stop.sh stops it." >&2
+    exit 1
+fi
+
+step "work pool, deployments and a process worker"
+bash deploy/worker.sh
+
+step "labelgate API"
+bash deploy/api/start.sh
+
+api="http://127.0.0.1:${LABELGATE_API_PORT}"
+cat <<INFO
+
+labelgate stack is up:
+  Prefect UI      http://127.0.0.1:${PREFECT_PORT}        (deployments: labeling-job, review-sync)
+  Label Studio    ${LABEL_STUDIO_URL}        (admin login: LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD)
+  labelgate API   ${api}/docs   (OpenAPI: ${api}/openapi.json)
+  webhooks        Label Studio -> ${LABELGATE_API_URL}/webhooks/labelstudio
+
+Secrets and API tokens are in var/secrets.env (mode 600; this script never prints them):
+  LABELGATE_API_TOKEN_SUBMIT  scopes read + submit
+  LABELGATE_API_TOKEN_READ    scope read
+  source deploy/secrets.sh && curl -H "Authorization: Bearer \$LABELGATE_API_TOKEN_READ" ${api}/jobs
+
+Logs: var/prefect/prefect.log, var/prefect/worker.log, var/labelstudio/labelstudio.log, var/api/api.log
+Label store: ${LABELGATE_STORE}
+Stop it all: make stack-stop (deploy/stack-stop.sh)
+INFO
