@@ -29,6 +29,11 @@ class RightsError(LabelgateError):
     """The data's rights do not allow the requested use (for example model training)."""
 
 
+class GateError(LabelgateError):
+    """A validation gate refused to publish: a blocking screening finding, or machine labels whose
+    checked accuracy is under the target when the spec says to stop."""
+
+
 class ServiceError(LabelgateError):
     """An external service (Label Studio, Prefect) is down or answered with an error."""
 

@@ -11,8 +11,9 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -146,6 +147,87 @@ class RightsSpec(_Strict):
     expires: date | None = Field(default=None, description="Date the rights end, if any.")
 
 
+class CheckSpec(_Strict):
+    """One screening check, by its registered name (``validators/screening.py``)."""
+
+    name: str = Field(description="Name of a screening check, e.g. personal_data, near_duplicates.")
+    action: Literal["quarantine", "block", "report"] = Field(
+        default="quarantine",
+        description="'quarantine' keeps flagged items out of the accepted view with the reason; "
+        "'block' stops the job before anything is published; 'report' only reports them.",
+    )
+    params: dict[str, Any] = Field(default_factory=dict, description="Keyword parameters of the check.")
+
+    @model_validator(mode="after")
+    def _known_check(self) -> CheckSpec:
+        import inspect
+
+        from validators.screening import screening_checks
+
+        check = screening_checks.get(self.name)  # SpecError listing the valid names
+        accepted = [
+            p.name
+            for p in inspect.signature(check).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "kind"
+        ]
+        unknown = sorted(set(self.params) - set(accepted))
+        if unknown:
+            raise ValueError(
+                f"check {self.name!r}: unknown parameter(s) {unknown}; it takes {accepted or 'none'}"
+            )
+        empty = np.array([], dtype=object)
+        try:  # a dry run on no items checks the parameters' values too
+            check(empty, empty, empty, kind="text", **self.params)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"check {self.name!r}: bad parameters {self.params}: {exc}") from None
+        return self
+
+
+class DriftSpec(_Strict):
+    """Compare each run with the previous version of the same label set (``validators/drift.py``)."""
+
+    enabled: bool = Field(default=True, description="Compare with the previous version, if there is one.")
+    p_value: float = Field(
+        default=0.01, gt=0, lt=1, description="Class distribution drifts when the chi-square p < this."
+    )
+    psi_bound: float = Field(
+        default=0.2, gt=0, description="Confidence or input statistics drift when their PSI > this."
+    )
+    audit_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="Audit share of auto-accepted machine labels when drift is found (replaces "
+        "review.audit_share when larger).",
+    )
+
+
+class ValidationSpec(_Strict):
+    """Which checks gate the data and the machine labels, and what a failure does."""
+
+    checks: list[CheckSpec] | None = Field(
+        default=None,
+        description="Screening checks to run; when left out: degenerate_inputs, conflicting_duplicates "
+        "and personal_data quarantine, exact_duplicates reports. An empty list runs none.",
+    )
+    drift: DriftSpec = Field(default_factory=DriftSpec)
+    low_machine_accuracy: Literal["needs_review", "stop"] = Field(
+        default="needs_review",
+        description="When people's answers on the audit sample put the machine labels' accuracy "
+        "(Wilson 95% lower bound) under autolabel.target_accuracy: 'needs_review' raises the "
+        "threshold and keeps the machine labels under it out of the accepted view; 'stop' "
+        "publishes nothing.",
+    )
+
+    def selected_checks(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """``(name, action, params)`` of every check to run, defaults included."""
+        if self.checks is None:
+            from validators.screening import DEFAULT_CHECKS
+
+            return [(name, action, {}) for name, action in DEFAULT_CHECKS.items()]
+        return [(c.name, c.action, dict(c.params)) for c in self.checks]
+
+
 class LabelingJobSpec(_Strict):
     """A labeling job: what data, which labels, how strict, where the result goes."""
 
@@ -156,7 +238,17 @@ class LabelingJobSpec(_Strict):
     audit: AuditSpec = Field(default_factory=AuditSpec)
     review: ReviewSpec = Field(default_factory=ReviewSpec)
     output: OutputSpec
-    rights: RightsSpec
+    rights: RightsSpec = Field(description="Rights of the data; required to publish.")
+    sources: list[RightsSpec] = Field(
+        default_factory=list,
+        description="Rights of further sources the data was built from; every one must allow training.",
+    )
+    validation: ValidationSpec = Field(default_factory=ValidationSpec)
+
+    @property
+    def all_rights(self) -> list[RightsSpec]:
+        """The rights of every source: ``rights`` first, then ``sources``."""
+        return [self.rights, *self.sources]
 
     def spec_hash(self) -> str:
         """sha256 (first 16 hex) of the canonical JSON form: the same job always hashes alike."""

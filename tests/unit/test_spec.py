@@ -72,3 +72,35 @@ def test_unreadable_spec_file_is_a_spec_error(tmp_path):
 def test_prefect_form_schema_has_the_spec_fields():
     schema = LabelingJobSpec.model_json_schema()
     assert {"name", "dataset", "schema", "output", "rights"} <= set(schema["properties"])
+
+
+def test_validation_block_selects_checks_and_unknown_names_fail_at_load_with_the_valid_names():
+    data = {
+        **BASE,
+        "validation": {
+            "checks": [
+                {"name": "personal_data", "action": "block", "params": {"kinds": ["email"]}},
+                {"name": "pii"},
+                {"name": "outliers", "params": {"zz": 1}},
+            ]
+        },
+    }
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, where="job.yaml")
+    message = str(info.value)
+    assert "validation.checks.1" in message and "unknown screening check 'pii'" in message
+    assert "valid names: conflicting_duplicates, degenerate_inputs, exact_duplicates" in message
+    assert "validation.checks.2" in message and "unknown parameter(s) ['zz']" in message
+    assert "validation.checks.0" not in message
+
+    data["validation"]["checks"] = data["validation"]["checks"][:1]
+    spec = parse_spec(data)
+    assert spec.validation.selected_checks() == [("personal_data", "block", {"kinds": ["email"]})]
+
+
+def test_validation_defaults_when_absent_and_bad_parameter_values_fail_at_load():
+    checks = parse_spec(BASE).validation.selected_checks()
+    assert ("personal_data", "quarantine", {}) in checks and ("exact_duplicates", "report", {}) in checks
+    bad = {**BASE, "validation": {"checks": [{"name": "personal_data", "params": {"kinds": ["ssn"]}}]}}
+    with pytest.raises(SpecError, match="unknown kind"):
+        parse_spec(bad)
