@@ -1,0 +1,123 @@
+"""Drift against the previous version: planted shifts are found, identical data is not flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from validators.drift import (
+    bin_counts,
+    bin_edges,
+    class_drift,
+    compare_runs,
+    input_columns,
+    input_statistics,
+    psi,
+    summarise,
+)
+
+CLASSES = ["a", "b", "c"]
+
+
+def test_psi_is_zero_for_equal_shares_and_known_for_a_planted_shift():
+    assert psi([10, 20, 70], [1, 2, 7]) == pytest.approx(0.0)
+    # shares (.5, .5) -> (.9, .1): (.4 ln 1.8) + (-.4 ln .2)
+    assert psi([50, 50], [90, 10]) == pytest.approx(0.4 * np.log(1.8) + 0.4 * np.log(5))
+    assert np.isfinite(psi([100, 0], [0, 100]))  # empty bins are floored, never infinite
+
+
+def test_decile_bins_and_counts():
+    values = np.arange(100.0)
+    edges = bin_edges(values)
+    assert len(edges) == 9
+    assert bin_counts(values, edges).tolist() == [10] * 10
+    assert bin_edges(np.zeros(50)).tolist() == [0.0]  # one distinct value: edges merge
+
+
+def test_class_drift_finds_a_shift_and_not_a_resample():
+    rng = np.random.default_rng(0)
+    before = rng.choice(CLASSES, size=600, p=[0.4, 0.4, 0.2])
+    same = rng.choice(CLASSES, size=600, p=[0.4, 0.4, 0.2])
+    shifted = rng.choice(CLASSES, size=600, p=[0.2, 0.4, 0.4])
+    assert not class_drift(before, same, classes=CLASSES)["drifted"]
+    result = class_drift(before, shifted, classes=CLASSES)
+    assert result["drifted"] and result["p_value"] < 1e-6
+    assert result["current_share"]["c"] == pytest.approx((shifted == "c").mean())
+
+
+def _previous(n=500, seed=0):
+    rng = np.random.default_rng(seed)
+    texts = np.array([" ".join(["word"] * int(k)) for k in rng.integers(5, 30, n)], dtype=object)
+    rows = pd.DataFrame(
+        {
+            "predicted_label": rng.choice(CLASSES, size=n),
+            "confidence": rng.beta(8, 2, n),
+        }
+    )
+    return rows, texts
+
+
+def test_compare_runs_flags_only_the_planted_kind_of_drift():
+    rows, texts = _previous()
+    stats = input_statistics(texts, kind="text")
+    rng = np.random.default_rng(1)
+    n = len(rows)
+
+    def run(predicted=None, confidence=None, new_texts=None):
+        return compare_runs(
+            rows,
+            stats,
+            predicted=predicted if predicted is not None else rng.choice(CLASSES, size=n),
+            confidence=confidence if confidence is not None else rng.beta(8, 2, n),
+            inputs=input_columns(new_texts if new_texts is not None else texts, kind="text"),
+            classes=CLASSES,
+        )
+
+    calm = run()
+    assert not calm["drifted"] and calm["reasons"] == []
+
+    by_class = run(predicted=rng.choice(CLASSES, size=n, p=[0.6, 0.2, 0.2]))
+    assert by_class["class"]["drifted"] and not by_class["confidence"]["drifted"]
+    assert by_class["reasons"][0].startswith("class distribution")
+
+    by_confidence = run(confidence=rng.beta(2, 2, n))
+    assert by_confidence["confidence"]["drifted"] and not by_confidence["class"]["drifted"]
+
+    longer = np.array([t + " more words here and there" * 3 for t in texts], dtype=object)
+    by_input = run(new_texts=longer)
+    assert by_input["inputs"]["drifted"] and by_input["inputs"]["worst"] in ("text_chars", "text_words")
+    assert not by_input["class"]["drifted"]
+
+
+def test_tabular_input_statistics_are_per_feature_and_name_the_worst():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3))
+    stats = input_statistics(X, kind="tabular", feature_names=["x", "y", "z"])
+    moved = X.copy()
+    moved[:, 1] += 1.5
+    rows = pd.DataFrame({"predicted_label": ["a"] * 400, "confidence": np.full(400, 0.9)})
+    result = compare_runs(
+        rows,
+        stats,
+        predicted=["a"] * 400,
+        confidence=np.full(400, 0.9),
+        inputs=input_columns(moved, kind="tabular", feature_names=["x", "y", "z"]),
+        classes=CLASSES,
+    )
+    assert result["inputs"]["worst"] == "y" and result["inputs"]["psi"]["x"] < 0.1
+    assert result["reasons"] == [f"input y (PSI {result['inputs']['psi']['y']:.3f} > 0.2)"]
+
+
+def test_older_version_without_input_statistics_skips_that_comparison():
+    rows, texts = _previous()
+    result = compare_runs(
+        rows,
+        None,
+        predicted=rows["predicted_label"],
+        confidence=rows["confidence"].to_numpy(),
+        inputs=input_columns(texts, kind="text"),
+        classes=CLASSES,
+    )
+    assert "skipped" in result["inputs"] and not result["drifted"]
+    assert summarise(np.arange(10.0))["counts"] == [1] * 10
