@@ -15,10 +15,13 @@ are the better evidence; the report and the lineage say which was used.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from prefect import task
+import pandas as pd
+from prefect import get_run_logger, task
 
+from labelgate.errors import GateError
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from tasks.ingest import UNLABELED, Dataset
@@ -78,6 +81,7 @@ def tune_thresholds(
     *,
     target_accuracy: float,
     classes: list[str],
+    allow_pooled: bool = True,
 ) -> dict[str, dict[str, float]]:
     """Choose a threshold per class.
 
@@ -89,6 +93,8 @@ def tune_thresholds(
     back to the threshold certified on all classes pooled (``basis: "pooled"``), which bounds the
     accuracy over all accepted machine labels rather than per class. Where neither certifies the
     target the threshold is ``inf``: none of that class's machine labels is accepted.
+    ``allow_pooled=False`` turns the pooled fallback off (the flow does so when the data drifted
+    from the previous version: evidence borrowed across classes is then least trustworthy).
     """
     predicted = pred_probs.argmax(axis=1)
     confidence = pred_probs.max(axis=1)
@@ -97,7 +103,7 @@ def tune_thresholds(
     for code, name in enumerate(classes):
         mask = predicted == code
         own = _lowest_certified(confidence[mask], labels[mask] == code, target_accuracy)
-        if math.isfinite(own["threshold"]) or not math.isfinite(pooled["threshold"]):
+        if math.isfinite(own["threshold"]) or not math.isfinite(pooled["threshold"]) or not allow_pooled:
             entry = {**own, "basis": "class"}
         else:
             chosen = confidence[mask] >= pooled["threshold"]
@@ -118,7 +124,9 @@ def tune_thresholds(
 
 
 @task(name="gate", on_completion=[stage_finished])
-def gate(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, float]]:
+def gate(
+    spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray, *, allow_pooled: bool = True
+) -> dict[str, dict[str, float]]:
     """Tune per-class thresholds against every given label (see the module docstring)."""
     labeled = dataset.given != UNLABELED
     return tune_thresholds(
@@ -126,7 +134,126 @@ def gate(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray) -> dic
         dataset.given[labeled],
         target_accuracy=spec.autolabel.target_accuracy,
         classes=dataset.classes,
+        allow_pooled=allow_pooled,
     )
+
+
+@task(name="machine_label_gate", on_completion=[stage_finished])
+def machine_label_gate(
+    spec: LabelingJobSpec, before: pd.DataFrame, after: pd.DataFrame, people: Any | None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`verify_machine_labels` on the review round's audit sample; raises
+    :class:`GateError` when they miss the target and ``validation.low_machine_accuracy: stop``."""
+    audited = set()
+    if people is not None:
+        routed = people.routed
+        audited = set(routed.loc[routed["route"] == "audit_sample", "item_id"])
+    rows, verdict = verify_machine_labels(
+        before, after, audited, target_accuracy=spec.autolabel.target_accuracy
+    )
+    verdict["action"] = spec.validation.low_machine_accuracy
+    if verdict["status"] == "below_target" and spec.validation.low_machine_accuracy == "stop":
+        raise GateError(f"label set {spec.output.label_set!r}: {verdict['why']}; nothing was published")
+    if verdict["status"] == "below_target":
+        get_run_logger().warning("machine-label gate: %s", verdict["why"])
+    return rows, verdict
+
+
+def labels_needed(target_accuracy: float, *, limit: int = 100_000) -> int:
+    """The fewest checked labels, all of them right, whose Wilson 95% lower bound reaches
+    ``target_accuracy`` (0.98 needs 189): a floor on the audit sample that can verify it."""
+    n = 1
+    while n <= limit and float(wilson_lower(n, n)) < target_accuracy:
+        n = n * 2 if n < 64 else n + max(1, n // 50)
+    lo = max(1, n // 2)
+    while lo < n:  # smallest n that reaches it
+        mid = (lo + n) // 2
+        if float(wilson_lower(mid, mid)) >= target_accuracy:
+            n = mid
+        else:
+            lo = mid + 1
+    return n
+
+
+def verify_machine_labels(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    audited: set[str] | frozenset[str],
+    *,
+    target_accuracy: float,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The autolabel quality gate: are the auto-accepted machine labels as good as the target?
+
+    before: the rows as decided before people answered (machine label in ``label``, with
+    ``confidence``); after: the same items after the review round (``source`` is ``human`` where
+    people answered); audited: ids of the random audit sample of auto-accepted machine labels.
+
+    The accuracy is estimated on the audited items people answered: the machine label counts as
+    right when it equals people's label. Outcomes (``status`` of the returned verdict):
+
+    - ``unverified``: nobody checked a sample (review mode none, or audit share 0); the rows are
+      returned unchanged and the verdict says so;
+    - ``verified``: the Wilson 95% lower bound reaches the target;
+    - ``below_target``: it does not. The threshold is raised to the lowest confidence at which
+      the audited machine labels at or above it certify the target (``inf`` when none does), and
+      auto-accepted machine labels under it become ``needs_review``: kept with their reason,
+      out of the accepted view, and sent to people by the next run's review round.
+
+    Returns ``(rows, verdict)``; verdict has ``status, checked, correct, estimate, lower_95,
+    target, needed, raised_threshold, demoted, why``.
+    """
+    prior = before.set_index("item_id")
+    now = after.set_index("item_id", drop=False)
+    answered = [i for i in audited if i in now.index and now.at[i, "source"] == "human"]
+    machine_ok = (now["source"] == "model") & (now["status"] == "accepted")
+    verdict: dict[str, Any] = {
+        "target": target_accuracy,
+        "checked": len(answered),
+        "needed": labels_needed(target_accuracy),
+        "machine_accepted": int(machine_ok.sum()),
+        "raised_threshold": None,
+        "demoted": 0,
+    }
+    if not answered:
+        verdict.update(
+            status="unverified",
+            correct=0,
+            estimate=None,
+            lower_95=None,
+            why="no person checked a sample of the auto-accepted machine labels: "
+            "their accuracy is unverified",
+        )
+        return after, verdict
+    right = np.array([prior.at[i, "label"] == now.at[i, "label"] for i in answered])
+    confidence = prior.loc[answered, "confidence"].to_numpy(dtype=float)
+    correct = int(right.sum())
+    lower = float(wilson_lower(correct, len(answered)))
+    verdict.update(correct=correct, estimate=correct / len(answered), lower_95=lower)
+    if lower >= target_accuracy:
+        verdict.update(
+            status="verified",
+            why=f"people checked {len(answered)} auto-accepted machine labels: {correct} right, "
+            f"95% lower bound {lower:.3f} >= target {target_accuracy}",
+        )
+        return after, verdict
+    raised = _lowest_certified(confidence, right, target_accuracy)["threshold"]
+    demote = machine_ok & (now["confidence"].astype(float) < raised)
+    rows = now.copy()
+    rows.loc[demote, "status"] = "needs_review"
+    bar = "no threshold certifies it" if not math.isfinite(raised) else f"threshold raised to {raised:.3f}"
+    why = (
+        f"people checked {len(answered)} auto-accepted machine labels: {correct} right "
+        f"(estimate {correct / len(answered):.3f}, 95% lower bound {lower:.3f} < target {target_accuracy}; "
+        f"verifying the target takes at least {verdict['needed']} checked labels)"
+    )
+    rows.loc[demote, "reason"] = rows.loc[demote, "reason"] + f"; not accepted: {why}; {bar}"
+    verdict.update(
+        status="below_target",
+        raised_threshold=raised,
+        demoted=int(demote.sum()),
+        why=f"{why}; {bar}: {int(demote.sum())} machine label(s) moved to needs_review",
+    )
+    return rows.reset_index(drop=True), verdict
 
 
 def threshold_curves(dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, np.ndarray]]:

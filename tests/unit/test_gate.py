@@ -63,3 +63,101 @@ def test_tied_confidences_are_accepted_or_refused_together():
     curve = threshold_curve(conf, correct)
     assert curve["threshold"].tolist() == [0.9, 0.8]
     assert curve["accuracy"].tolist() == [1.0, 0.5]
+
+
+def _machine_rows(n=300, seed=0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "item_id": [f"m{i:03d}" for i in range(n)],
+            "label": rng.choice(["a", "b"], size=n),
+            "status": "accepted",
+            "source": "model",
+            "confidence": np.linspace(0.80, 0.999, n),
+            "reason": "model gives it",
+        }
+    )
+
+
+def _answer(before, audited, wrong):
+    after = before.copy().set_index("item_id", drop=False)
+    for item in audited:
+        after.loc[item, "source"] = "human"
+        if item in wrong:
+            after.loc[item, "label"] = "b" if after.loc[item, "label"] == "a" else "a"
+    return after.reset_index(drop=True)
+
+
+def test_machine_labels_unchecked_are_reported_unverified_and_left_alone():
+    from tasks.gate import verify_machine_labels
+
+    before = _machine_rows()
+    rows, verdict = verify_machine_labels(before, before, set(), target_accuracy=0.9)
+    assert verdict["status"] == "unverified" and "unverified" in verdict["why"]
+    assert rows.equals(before)
+
+
+def test_machine_labels_that_pass_the_audit_sample_stay_accepted():
+    from tasks.gate import verify_machine_labels
+
+    before = _machine_rows()
+    audited = set(before["item_id"][::5])  # 60 checked, all right: lower bound 0.94
+    rows, verdict = verify_machine_labels(
+        before, _answer(before, audited, set()), audited, target_accuracy=0.9
+    )
+    assert verdict["status"] == "verified" and verdict["lower_95"] >= 0.9
+    assert (rows["status"] == "accepted").all()
+
+
+def test_machine_labels_below_target_raise_the_threshold_and_leave_the_accepted_view():
+    from tasks.gate import verify_machine_labels
+
+    before = _machine_rows()
+    audited = list(before["item_id"][::2])  # 150 checked
+    wrong = set(audited[:40])  # the least confident 40 checked are wrong
+    after = _answer(before, set(audited), wrong)
+    rows, verdict = verify_machine_labels(before, after, set(audited), target_accuracy=0.9)
+    assert verdict["status"] == "below_target" and verdict["lower_95"] < 0.9
+    raised = verdict["raised_threshold"]
+    assert np.isfinite(raised) and raised > before["confidence"].min()
+    by_id = rows.set_index("item_id")
+    machine = by_id[by_id["source"] == "model"]
+    assert (machine.loc[machine["confidence"] < raised, "status"] == "needs_review").all()
+    assert (machine.loc[machine["confidence"] >= raised, "status"] == "accepted").all()
+    assert machine.loc[machine["status"] == "needs_review", "reason"].str.contains("lower bound").all()
+    assert verdict["demoted"] == int((machine["status"] == "needs_review").sum()) > 0
+    # people's answers are untouched
+    assert (by_id.loc[by_id["source"] == "human", "status"] == "accepted").all()
+
+
+def test_a_few_checks_cannot_verify_a_high_target_and_the_verdict_says_how_many_would():
+    from tasks.gate import labels_needed, verify_machine_labels, wilson_lower
+
+    assert labels_needed(0.98) == 189
+    assert wilson_lower(189, 189) >= 0.98 > wilson_lower(188, 188)
+    before = _machine_rows()
+    audited = set(before["item_id"][:10])
+    rows, verdict = verify_machine_labels(
+        before, _answer(before, audited, set()), audited, target_accuracy=0.98
+    )
+    assert verdict["status"] == "below_target" and verdict["raised_threshold"] == float("inf")
+    assert (rows.loc[rows["source"] == "model", "status"] == "needs_review").all()
+    assert "at least 189 checked labels" in verdict["why"]
+
+
+def test_tune_thresholds_without_pooled_fallback_rejects_a_thin_class():
+    rng = np.random.default_rng(0)
+    n_big, n_thin = 3000, 40
+    probs = np.zeros((n_big + n_thin, 2))
+    probs[:n_big, 0] = rng.uniform(0.9, 1.0, n_big)
+    probs[n_big:, 1] = rng.uniform(0.9, 1.0, n_thin)
+    probs[:, 1] = np.where(probs[:, 1] == 0, 1 - probs[:, 0], probs[:, 1])
+    probs[n_big:, 0] = 1 - probs[n_big:, 1]
+    labels = np.r_[np.zeros(n_big, int), np.ones(n_thin, int)]
+    pooled = tune_thresholds(probs, labels, target_accuracy=0.95, classes=["big", "thin"])
+    strict = tune_thresholds(probs, labels, target_accuracy=0.95, classes=["big", "thin"], allow_pooled=False)
+    assert pooled["thin"]["basis"] == "pooled" and np.isfinite(pooled["thin"]["threshold"])
+    assert strict["thin"]["basis"] == "class" and strict["thin"]["threshold"] == float("inf")
+    assert strict["big"]["threshold"] == pooled["big"]["threshold"]
