@@ -66,7 +66,7 @@ def create_app(*, check_project: Callable[[int], Any] | None = None) -> FastAPI:
     @app.exception_handler(httpx.HTTPError)
     async def prefect_unreachable(request: Request, exc: httpx.HTTPError) -> JSONResponse:
         # Prefect's client raises httpx errors (connection refused, timeouts, 5xx answers)
-        logger.error("Prefect API call failed: %s", type(exc).__name__)
+        logger.error("Prefect API call failed: %s: %s", type(exc).__name__, exc)
         return JSONResponse({"detail": "the orchestrator (Prefect) is unreachable"}, status_code=503)
 
     return app
