@@ -232,6 +232,23 @@ class LabelStudio:
             logger.info("updated %s of Label Studio project %s", ", ".join(sorted(changed)), project["id"])
         return int(project["id"])
 
+    def find_project(self, title: str) -> int | None:
+        """The id of the project titled exactly ``title`` (the oldest, if several), or None.
+
+        Never creates one (``ensure_project`` does).
+        """
+        ids = [int(p["id"]) for p in self._paged_projects(title) if p.get("title") == title]
+        return min(ids) if ids else None
+
+    def project(self, project_id: int) -> dict[str, Any]:
+        """The project's ``id``, ``title``, ``created_at`` (ISO string, UTC) and ``task_number``.
+
+        ``created_at`` tells a project apart from a later one that reuses its id (after a
+        delete), see ``tasks.annotation_sync.mirror_key``.
+        """
+        project = self._json("GET", f"/api/projects/{project_id}/")
+        return {key: project.get(key) for key in ("id", "title", "created_at", "task_number")}
+
     def delete_project(self, project_id: int) -> None:
         """Delete a project with its tasks and annotations (cannot be undone)."""
         self._request("DELETE", f"/api/projects/{project_id}/")
@@ -333,7 +350,12 @@ class LabelStudio:
         return index
 
     def iter_tasks(
-        self, project_id: int, *, exclude_annotator: int | None = None, page_size: int = 1000
+        self,
+        project_id: int,
+        *,
+        exclude_annotator: int | None = None,
+        fewer_annotations_than: int | None = None,
+        page_size: int = 1000,
     ) -> Iterator[dict[str, Any]]:
         """Yield the project's tasks in task id order, a page at a time.
 
@@ -341,12 +363,16 @@ class LabelStudio:
         ``annotator_ids`` (list of user ids, one per annotation, skips included),
         ``total_annotations`` and ``cancelled_annotations`` (int). With
         ``exclude_annotator``, tasks that user annotated (or skipped) are left out on the
-        server. Paging is by task id (keyset), so tasks that change or drop out of the filter
-        while the caller works through them are neither skipped nor repeated.
+        server. With ``fewer_annotations_than=k``, only tasks with fewer than ``k`` annotations
+        that are not skips (``total_annotations < k``) are listed, also on the server. Paging is
+        by task id (keyset), so tasks that change or drop out of the filter while the caller
+        works through them are neither skipped nor repeated.
         """
         filters = []
         if exclude_annotator is not None:
             filters.append(_dm_filter("annotators", "not_contains", int(exclude_annotator), "List"))
+        if fewer_annotations_than is not None:
+            filters.append(_dm_filter("total_annotations", "less", int(fewer_annotations_than), "Number"))
         for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
             for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
@@ -357,6 +383,17 @@ class LabelStudio:
                     "total_annotations": int(task.get("total_annotations") or 0),
                     "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
                 }
+
+    def count_tasks(self, project_id: int, *, min_annotations: int | None = None) -> int:
+        """How many tasks the project has; with ``min_annotations=k``, how many have at least
+        ``k`` annotations that are not skips. One small request, whatever the project's size."""
+        filters = []
+        if min_annotations is not None:
+            filters.append(
+                _dm_filter("total_annotations", "greater_or_equal", int(min_annotations), "Number")
+            )
+        params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
+        return int(self._json("GET", "/api/tasks/", params=params).get("total", 0))
 
     def list_tasks(self, project_id: int, *, exclude_annotator: int | None = None) -> pd.DataFrame:
         """``iter_tasks`` as a DataFrame with the columns ``TASK_COLUMNS``."""

@@ -5,6 +5,8 @@ Layout below the store root (a local folder or an object-store URI)::
     <root>/<label_set>/        one Delta table per label set; each publish is a new table version
     <root>/_label_events/      every label observation (model, given, human), append-only
     <root>/_models/<set>/      fitted models, saved with skops, named by content hash
+    <root>/_review_sync/<key>/ the annotations read so far from one Label Studio project, with
+                               the incremental-sync cursor in each commit (``annotation_mirror``)
 
 A label-set version is the Delta table version, so any earlier version can be read back (time
 travel). The lineage of a version lives in its commit metadata under ``labelgate.lineage``.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +25,7 @@ import fsspec
 import pandas as pd
 import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from labelgate.errors import StoreError
 from labelgate.settings import get_settings
@@ -59,6 +62,26 @@ EVENT_SCHEMA = pa.schema(
         ("observed_at", pa.timestamp("us", tz="UTC")),
     ]
 )
+
+
+REVIEW_SYNC = "_review_sync"
+CURSOR_KEY = "labelgate.review_cursor"
+#: Columns of the annotation mirror, as ``LabelStudio.fetch_annotations`` returns them.
+ANNOTATION_SCHEMA = pa.schema(
+    [
+        ("annotation_id", pa.int64()),
+        ("task_id", pa.int64()),
+        ("item_id", pa.string()),
+        ("annotator", pa.string()),
+        ("annotator_id", pa.int64()),
+        ("label", pa.string()),
+        ("raw_label", pa.string()),
+        ("status", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("updated_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+_COMMIT_ATTEMPTS = 8
 
 
 def parse_ref(ref: str) -> tuple[str, int | None]:
@@ -240,6 +263,85 @@ class LabelStore:
         if label_set is not None:
             data = data[data["label_set"] == label_set]
         return data.reset_index(drop=True)
+
+    # -- review sync state ----------------------------------------------------------------
+    def annotation_mirror(self, key: str) -> tuple[pd.DataFrame, int]:
+        """The annotations synced so far from one Label Studio project, and the sync cursor.
+
+        ``key`` names the project (``tasks.annotation_sync.mirror_key``). Returns one row per
+        annotation id (columns of ``ANNOTATION_SCHEMA``) and the cursor stored with the same
+        table version, so the rows cover every annotation updated up to the cursor. A project
+        never synced gives an empty frame and cursor 0.
+        """
+        try:
+            table = DeltaTable(self.uri(f"{REVIEW_SYNC}/{key}"), storage_options=self.storage_options or None)
+        except TableNotFoundError:
+            return ANNOTATION_SCHEMA.empty_table().to_pandas(), 0
+        version = table.version()
+        cursor = next(
+            (int(c.get(CURSOR_KEY) or 0) for c in table.history(8) if c.get("version") == version), 0
+        )
+        frame = table.to_pyarrow_table().to_pandas()
+        # writers that raced may both have inserted a row: the newest copy of each id counts
+        frame = frame.sort_values(["updated_at", "annotation_id"], kind="stable")
+        frame = frame.drop_duplicates("annotation_id", keep="last").reset_index(drop=True)
+        return frame, cursor
+
+    def save_annotation_mirror(self, key: str, annotations: pd.DataFrame, *, cursor: int) -> int:
+        """Upsert ``annotations`` into the mirror of ``key`` and record ``cursor``, in one commit.
+
+        A row replaces the stored row of its ``annotation_id`` only when its ``updated_at`` is
+        newer, so an old copy that comes late never overwrites a newer one, and the same rows
+        written twice change nothing. The cursor goes into the same Delta commit as the rows,
+        so a crash can never leave a cursor ahead of its rows; with no rows, the commit only
+        moves the cursor. A writer whose commit conflicts with another's merges again. Two
+        merges that only insert can both commit the same new row (Delta lets appends through),
+        so ``annotation_mirror`` keeps the newest copy of each id. Returns the rows inserted or
+        updated.
+        """
+        table = pa.Table.from_pandas(
+            annotations[ANNOTATION_SCHEMA.names], schema=ANNOTATION_SCHEMA, preserve_index=False
+        )
+        uri = self.uri(f"{REVIEW_SYNC}/{key}")
+        commit = CommitProperties(custom_metadata={CURSOR_KEY: str(int(cursor))})
+        options = self.storage_options or None
+        for attempt in range(_COMMIT_ATTEMPTS):
+            try:
+                try:
+                    mirror = DeltaTable(uri, storage_options=options)
+                except TableNotFoundError:
+                    write_deltalake(
+                        uri, table, mode="error", storage_options=options, commit_properties=commit
+                    )
+                    return table.num_rows
+                if table.num_rows == 0:  # nothing new: just move the cursor (an empty commit)
+                    write_deltalake(
+                        uri, table, mode="append", storage_options=options, commit_properties=commit
+                    )
+                    return 0
+                metrics = (
+                    mirror.merge(
+                        table,
+                        predicate="t.annotation_id = s.annotation_id",
+                        source_alias="s",
+                        target_alias="t",
+                        commit_properties=commit,
+                    )
+                    .when_matched_update_all(predicate="s.updated_at > t.updated_at")
+                    .when_not_matched_insert_all()
+                    .execute()
+                )
+                return int(metrics.get("num_target_rows_inserted", 0)) + int(
+                    metrics.get("num_target_rows_updated", 0)
+                )
+            except (DeltaError, FileExistsError) as exc:  # a concurrent commit or create
+                if attempt == _COMMIT_ATTEMPTS - 1:
+                    raise StoreError(
+                        f"could not save the annotation mirror {uri} after {_COMMIT_ATTEMPTS} attempts "
+                        f"(concurrent writers): {exc}"
+                    ) from None
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- models --------------------------------------------------------------------------
     def model_uri(self, label_set: str, version: str) -> str:
