@@ -9,6 +9,11 @@
 # 2. applies every deployment of deploy/prefect.yaml to that pool. `prefect deploy --all`
 #    ignores --pool, so each deployment is applied on its own (`prefect deploy -n NAME --pool`).
 #    The pull step moves to LABELGATE_REPO (default /app, where the labelgate image keeps the code).
+# 3. docker only: the flow-run containers read LABEL_STUDIO_API_KEY and LABELGATE_WEBHOOK_SECRET
+#    from the Prefect Secret blocks labelgate-labelstudio-api-key and labelgate-webhook-secret
+#    (docker.json refers to them). When both variables are set (`source deploy/secrets.sh`),
+#    this script saves them into those blocks; it never prints them. Kubernetes pods read
+#    them from the Secret labelgate-secrets instead (kubernetes.json, envFrom).
 # Optional: LABELGATE_WORK_POOL (default labelgate-<type>).
 # The worker (`prefect worker start --pool labelgate-docker`) needs prefect-docker, or
 # prefect-kubernetes, where it runs; this script only talks to the Prefect API.
@@ -37,6 +42,21 @@ echo "work pool ${pool} (type ${type}) has the base job template ${template#"${r
 
 python="${repo_root}/.venv/bin/python"
 [[ -x "${python}" ]] || python="python3"
+
+if [[ "${type}" == docker ]]; then
+    if [[ -n "${LABEL_STUDIO_API_KEY:-}" && -n "${LABELGATE_WEBHOOK_SECRET:-}" ]]; then
+        "${python}" -c '
+import os
+from prefect.blocks.system import Secret
+Secret(value=os.environ["LABEL_STUDIO_API_KEY"]).save("labelgate-labelstudio-api-key", overwrite=True)
+Secret(value=os.environ["LABELGATE_WEBHOOK_SECRET"]).save("labelgate-webhook-secret", overwrite=True)
+'
+        echo "saved the Secret blocks labelgate-labelstudio-api-key and labelgate-webhook-secret"
+    else
+        echo "note: LABEL_STUDIO_API_KEY / LABELGATE_WEBHOOK_SECRET not set: the Secret blocks" \
+            "labelgate-labelstudio-api-key and labelgate-webhook-secret must exist before a run starts" >&2
+    fi
+fi
 names="$("${python}" -c '
 import sys, yaml
 for deployment in yaml.safe_load(open(sys.argv[1]))["deployments"]:
