@@ -1,41 +1,57 @@
 """The labeling job, as one Prefect flow. It wires the stages and nothing else.
 
-    spec ─► ingest ─► autolabel ─► audit ─► gate ─► quarantine ─► [review round] ─► publish ─► report
+    spec ─► rights ─► ingest ─► screen ─► autolabel ─► audit ─► drift ─► gate ─► quarantine
+         ─► [review round] ─► machine-label gate ─► rights ─► publish ─► report
 
 The review round (``flows/review_round.py``) runs when ``review.mode: labelstudio``.
 
-Each stage lives in ``tasks/<stage>.py``. Where the data goes: ``publish`` writes the label set
+Each stage lives in ``tasks/<stage>.py``; the checks behind screen, drift and rights are pure
+functions in ``validators/``. A gate stops the job with an error (and nothing is published) on a
+``block`` screening finding, a rights problem, or machine labels under the target when
+``validation.low_machine_accuracy: stop``. Where the data goes: ``publish`` writes the label set
 to the store (``labelgate.store``, a Delta table per label set), ``report`` writes
 ``runs/<label_set>/v<version>/report.md`` and a Prefect artifact.
 """
 
 from __future__ import annotations
 
-from prefect import flow
+import pandas as pd
+from prefect import flow, task
 from prefect.runtime import flow_run
 
 from flows.review_round import review_round
 from labelgate.spec import LabelingJobSpec
 from tasks.audit import audit
 from tasks.autolabel import autolabel
-from tasks.gate import gate, threshold_curves
+from tasks.drift import check_drift, review_spec
+from tasks.gate import gate, machine_label_gate, threshold_curves
 from tasks.ingest import ingest
-from tasks.publish import Published, build_lineage, publish
+from tasks.publish import Published, build_lineage, check_publish_rights, publish
 from tasks.quarantine import quarantine
 from tasks.report import report
+from tasks.screen import apply_screening, screen, screening_summary
 
 
 @flow(name="labeling-job", log_prints=False, validate_parameters=True)
 def labeling_job(spec: LabelingJobSpec) -> Published:
-    """Label a dataset: autolabel, audit every label, quarantine suspects, publish a version."""
+    """Label a dataset: screen, autolabel, audit every label, quarantine suspects, gate, publish."""
+    check_publish_rights(spec)  # fail fast; checked again on the day of the publish
     dataset = ingest(spec)
+    findings = screen(spec, dataset)
     machine = autolabel(spec, dataset)
     audited = audit(spec, dataset, machine)
-    thresholds = gate(spec, dataset, audited.pred_probs)
-    rows = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
+    drift = check_drift(spec, dataset, audited.pred_probs)
+    thresholds = gate(spec, dataset, audited.pred_probs, allow_pooled=drift["allow_pooled_thresholds"])
+    decided = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
+    rows, kept_from_people = task(apply_screening, name="apply_screening")(decided, findings)
     review, people = None, None
     if spec.review.mode == "labelstudio":
-        rows, review, people = review_round(spec, dataset, rows, audited.pred_probs, machine.model_version)
+        rows, review, people = review_round(
+            review_spec(spec, drift), dataset, rows, audited.pred_probs, machine.model_version
+        )
+    rows = pd.concat([rows, kept_from_people], ignore_index=True)
+    rows, machine_labels = machine_label_gate(spec, decided, rows, people)
+    rights = check_publish_rights(spec)
     lineage = build_lineage(
         spec,
         dataset,
@@ -47,6 +63,12 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
         audit_settings=audited.settings,
         flow_run_id=flow_run.get_id(),
         review=review,
+        validation={
+            "screening": screening_summary(findings, spec.validation.selected_checks()),
+            "drift": drift,
+            "machine_labels": machine_labels,
+            "rights": rights,
+        },
     )
     published = publish(spec, rows, lineage, people)
     report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import cleanlab
@@ -22,6 +22,7 @@ from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.ingest import Dataset
+from validators.rights import REQUIRED_USE, check_rights
 
 
 def run_key(spec: LabelingJobSpec, dataset: Dataset) -> str:
@@ -42,9 +43,17 @@ def build_lineage(
     audit_settings: dict[str, Any],
     flow_run_id: str | None = None,
     review: dict[str, Any] | None = None,
+    validation: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Everything needed to tell where a version came from and whether it may be used."""
+    """Everything needed to tell where a version came from and whether it may be used.
+
+    validation: what the gates found and did — ``screening`` (per check: found, did, items),
+    ``drift`` (the comparison with the previous version and this run's input statistics),
+    ``machine_labels`` (the autolabel quality gate's verdict: verified, below_target or
+    unverified), ``rights`` (the check's outcome). Kept under the same keys in the lineage.
+    """
     status_counts = rows["status"].value_counts().to_dict()
+    validation = validation or {}
     return {
         "label_set": spec.output.label_set,
         "job": spec.name,
@@ -66,6 +75,11 @@ def build_lineage(
         "review": review,
         "audit": audit_settings,
         "rights": spec.rights.model_dump(mode="json"),
+        "rights_of_sources": [r.model_dump(mode="json") for r in spec.all_rights],
+        "screening": validation.get("screening", []),
+        "drift": validation.get("drift"),
+        "machine_labels": validation.get("machine_labels"),
+        "rights_check": validation.get("rights"),
         "versions": {"labelgate": labelgate.__version__, "cleanlab": cleanlab.__version__},
     }
 
@@ -115,6 +129,14 @@ def label_events(
 
 
 # -- Prefect task ---------------------------------------------------------------------------
+
+
+@task(name="check_rights", on_completion=[stage_finished])
+def check_publish_rights(spec: LabelingJobSpec) -> dict[str, Any]:
+    """Refuse (:class:`RightsError`) unless every source's rights allow training today."""
+    today = date.today()
+    check_rights(spec.all_rights, on=today)
+    return {"use": REQUIRED_USE, "checked_on": today.isoformat(), "sources": len(spec.all_rights), "ok": True}
 
 
 @dataclass(frozen=True)
