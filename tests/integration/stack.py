@@ -116,3 +116,25 @@ def labelgate_api(log: Path, env: dict[str, str]) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def apply_deployments(prefect_api: str) -> None:
+    """Apply deploy/prefect.yaml (and create its process pool) without starting a worker."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "LABELGATE_REPO": str(REPO_ROOT)}
+    prefect = str(REPO_ROOT / ".venv" / "bin" / "prefect")
+    pool = subprocess.run(
+        [prefect, "--no-prompt", "work-pool", "inspect", POOL], env=env, capture_output=True
+    )
+    if pool.returncode != 0:
+        subprocess.run(
+            [prefect, "--no-prompt", "work-pool", "create", POOL, "--type", "process"], env=env, check=True
+        )
+    result = subprocess.run(
+        [prefect, "--no-prompt", "deploy", "--all", "--prefect-file", "deploy/prefect.yaml"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
