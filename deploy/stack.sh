@@ -14,8 +14,8 @@
 # Each step reuses a service that already runs. Stop everything: deploy/stack-stop.sh.
 #
 # The state folders are fixed (var/prefect, var/labelstudio, var/api): one stack per checkout.
-# A running worker keeps the environment and deployments it started with; to apply a changed
-# deploy/prefect.yaml, run deploy/worker-stop.sh (or deploy/stack-stop.sh) first.
+# The deployments are applied on every run. A worker that already runs keeps the environment
+# it started with (LABEL_STUDIO_URL, LABELGATE_API_URL, ...): deploy/worker-stop.sh first to change it.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,6 +55,19 @@ if ((${#failed[@]})); then
 fi
 
 step "work pool, deployments and a process worker"
+# shellcheck source=deploy/service-lib.sh
+source deploy/service-lib.sh
+if service_pid "${LABELGATE_WORKER_STATE:-${repo_root}/var/prefect}/worker.pid" worker >/dev/null; then
+    # worker.sh leaves a running worker alone; the deployments are applied again all the same,
+    # so that they match deploy/prefect.yaml and its process pool
+    if ! out="$(LABELGATE_REPO="${repo_root}" .venv/bin/prefect --no-prompt deploy --all \
+        --prefect-file deploy/prefect.yaml 2>&1)"; then
+        echo "${out}" >&2
+        echo "error: prefect deploy failed" >&2
+        exit 1
+    fi
+    echo "applied deploy/prefect.yaml again"
+fi
 bash deploy/worker.sh
 
 step "labelgate API"
