@@ -266,17 +266,80 @@ def diff(
         console.print(changes.head(limit).to_string(index=False))
 
 
+def _lineage_block(name: str, version: int, data: dict) -> list[str]:
+    """The lines of one version in ``labelsets lineage``."""
+    lines = [
+        f"[bold]{name}@{version}[/]  published {data.get('published_at', '?')} · job {data.get('job')} "
+        f"· spec {data.get('spec_hash')} · flow run {data.get('flow_run_id') or '—'}",
+        f"  data:        {data.get('data_source')} (fingerprint {data.get('data_fingerprint')}, "
+        f"{data.get('items')} items)",
+    ]
+    rights = data.get("rights_of_sources") or ([data["rights"]] if data.get("rights") else [])
+    for n, r in enumerate(rights):
+        lines.append(
+            f"  {'rights:' if n == 0 else '':<12} {r.get('source')} · {r.get('license')} · "
+            f"uses {', '.join(r.get('allowed_uses') or [])} · expires {r.get('expires') or 'never'}"
+        )
+    models = data.get("models") or {}
+    lines.append(
+        f"  models:      {data.get('model_version')} "
+        + (", ".join(f"{k}: {v}" for k, v in models.items()) if models else "")
+    )
+    thresholds = data.get("thresholds") or {}
+    if thresholds:
+        shown = ", ".join(
+            f"{c} {t.get('threshold', float('nan')):.3f} ({t.get('basis', 'class')})"
+            for c, t in thresholds.items()
+        )
+        lines.append(f"  thresholds:  target {data.get('target_accuracy')}: {shown}")
+    verdict = data.get("machine_labels")
+    if verdict:
+        lines.append(f"  machine labels: {verdict.get('status')} — {verdict.get('why')}")
+    for check in data.get("screening") or []:
+        if check.get("found"):
+            lines.append(f"  screening:   {check['check']}: {check['found']} found, {check['action']}")
+    drift = data.get("drift") or {}
+    if drift:
+        said = "; ".join(drift.get("reasons") or []) or drift.get("skipped") or "none beyond the bounds"
+        lines.append(f"  drift:       {said}")
+    review = data.get("review") or {}
+    for a in review.get("annotators") or []:
+        lines.append(
+            f"  annotator:   {a.get('annotator')} ({a.get('answers')} answers, agreement "
+            f"{a.get('agreement_with_consensus')}, gold accuracy {a.get('gold_accuracy')})"
+        )
+    parent = data.get("parent_version")
+    lines.append(f"  parent:      {'none' if parent is None else f'{name}@{parent}'}")
+    return lines
+
+
 @labelsets.command()
-def lineage(ref: str = typer.Argument(..., metavar="NAME[@VERSION]")) -> None:
-    """The lineage of one version, as JSON."""
+def lineage(
+    ref: str = typer.Argument(..., metavar="NAME[@VERSION]"),
+    as_json: bool = typer.Option(False, "--json", help="Print this version's stored lineage as JSON."),
+    depth: int = typer.Option(20, help="How many versions of the chain to follow (parents)."),
+) -> None:
+    """Where a version came from: sources, rights, models, thresholds, gates, annotators, jobs, and
+    the same for its parent versions, newest first."""
     from labelgate.store import parse_ref
 
+    store = _store()
     try:
         name, version = parse_ref(ref)
-        data = _store().lineage(name, version)
+        data = store.lineage(name, version)
+        if as_json:
+            console.print_json(json.dumps(data, default=str))
+            return
+        current = version if version is not None else store.latest_version(name)
+        chain = [(current, data)]
+        while len(chain) < depth and chain[-1][1].get("parent_version") is not None:
+            parent = chain[-1][1]["parent_version"]
+            chain.append((parent, store.lineage(name, parent)))
     except LabelgateError as exc:
         raise _fail(exc) from None
-    console.print_json(json.dumps(data, default=str))
+    for v, entry in chain:
+        for line in _lineage_block(name, v, entry):
+            console.print(line, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":

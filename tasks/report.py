@@ -121,6 +121,7 @@ def build_report(
                 f"| {cls} | {t} | {g.get('basis', 'class')} | {g['support']} | "
                 f"{g['accuracy']:.3f} | {g['accuracy_lower']:.3f} |"
             )
+    lines += validation_sections(lineage)
     suspects = rows[rows["status"] == "quarantined"].sort_values("quality").head(top)
     lines += ["", f"## Top {len(suspects)} suspects (lowest label quality first)", ""]
     if suspects.empty:
@@ -166,6 +167,101 @@ def build_report(
     if plot_name:
         lines += ["", f"![report]({plot_name})"]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def validation_sections(lineage: dict[str, Any]) -> list[str]:
+    """Markdown lines: one section per gate — machine labels, screening (a row per check: what it
+    found, what it did, why), drift, data rights — from what the lineage recorded."""
+    lines: list[str] = []
+    verdict = lineage.get("machine_labels")
+    if verdict:
+        head = {
+            "verified": "verified by people",
+            "below_target": "**below the target: not published as accepted**",
+            "unverified": "**unverified**",
+        }[verdict["status"]]
+        lines += ["", "## Autolabel quality gate", "", f"Machine labels: {head}. {verdict['why']}."]
+        if verdict["status"] == "unverified" and verdict.get("machine_accepted"):
+            lines.append(
+                f"{verdict['machine_accepted']} machine label(s) are published as accepted on the "
+                "model's word alone. To verify them, review a sample: `review.mode: labelstudio` with "
+                f"`review.audit_share` giving at least {verdict['needed']} checked labels."
+            )
+        if verdict["status"] == "below_target":
+            lines.append(f"Action (`validation.low_machine_accuracy`): {verdict.get('action')}.")
+    screening = lineage.get("screening") or []
+    if screening:
+        lines += [
+            "",
+            "## Screening",
+            "",
+            "| check | action | found | did | why (first findings) |",
+            "|---|---|---|---|---|",
+        ]
+        for check in screening:
+            why = "; ".join(f"{e['item_id']}: {e['reason']}" for e in check["examples"][:3]) or "—"
+            lines.append(
+                f"| {check['check']} | {check['action']} | {check['found']} | {check['did']} | {_cell(why)} |"
+            )
+    drift = lineage.get("drift")
+    if drift:
+        lines += ["", "## Drift against the previous version", ""]
+        if drift.get("skipped"):
+            lines.append(f"Not compared: {drift['skipped']}.")
+        else:
+            lines += [
+                f"Compared with version {drift['compared_with']}.",
+                "",
+                "| what | test | figure | bound | drifted |",
+                "|---|---|---|---|---|",
+                f"| predicted class distribution | chi-square | p = {drift['class']['p_value']:.3g} | "
+                f"p < {drift['class']['bound']} | {'**yes**' if drift['class']['drifted'] else 'no'} |",
+                f"| model confidence | PSI (previous deciles) | {drift['confidence']['psi']:.3f} | "
+                f"> {drift['confidence']['bound']} | "
+                f"{'**yes**' if drift['confidence']['drifted'] else 'no'} |",
+            ]
+            inputs = drift["inputs"]
+            if inputs.get("skipped"):
+                lines.append(f"| inputs | PSI | — | — | not compared: {inputs['skipped']} |")
+            elif inputs.get("worst"):
+                worst = inputs["worst"]
+                lines.append(
+                    f"| input statistic (worst: {worst}) | PSI (previous deciles) | "
+                    f"{inputs['psi'][worst]:.3f} | > {inputs['bound']} | "
+                    f"{'**yes**' if inputs['drifted'] else 'no'} |"
+                )
+            if drift["drifted"]:
+                lines += [
+                    "",
+                    f"**Drift found: {'; '.join(drift['reasons'])}.** The audit sample of machine labels "
+                    f"was widened to {drift['audit_share']:.0%} and the thresholds were re-tuned on this "
+                    "run's evidence per class only (no pooled fallback).",
+                ]
+    sources = lineage.get("rights_of_sources") or ([lineage["rights"]] if lineage.get("rights") else [])
+    if sources:
+        check = lineage.get("rights_check") or {}
+        lines += [
+            "",
+            "## Data rights",
+            "",
+            "| source | licence | allowed uses | expires |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {_cell(r['source'])} | {r['license']} | {', '.join(r.get('allowed_uses') or [])} | "
+            f"{r.get('expires') or '—'} |"
+            for r in sources
+        ]
+        if check:
+            lines += [
+                "",
+                f"Every source allows {check['use']} on {check['checked_on']}: checked before publishing.",
+            ]
+    return lines
 
 
 def draw_report(

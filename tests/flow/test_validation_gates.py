@@ -1,0 +1,199 @@
+"""Gates in the labeling flow: a failing gate stops the publish and the previous version stays
+intact; screening, drift and the autolabel quality gate show in the lineage and the report."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import flows.labeling_job
+from flows.labeling_job import labeling_job
+from labelgate.errors import GateError, RightsError
+from labelgate.spec import load_spec
+from labelgate.store import LabelStore
+from tasks.route import route_items
+from tests.conftest import make_text_frame, write_job
+
+pytestmark = pytest.mark.flow
+
+CLASSES = ["sports", "food", "tech"]
+# 66 labeled items can certify 0.85 (it takes 19 right answers), so some machine labels pass the
+# threshold gate and people get an audit sample of them
+AUTOLABEL = {"target_accuracy": 0.85, "n_folds": 3}
+
+
+def _publish_previous(n=90, predicted="sports"):
+    """Version 0 of 'texts', written straight to the store (all predicted ``predicted``)."""
+    rows = pd.DataFrame(
+        {
+            "item_id": [f"old{i}" for i in range(n)],
+            "label": predicted,
+            "status": "accepted",
+            "source": "given",
+            "quality": 0.9,
+            "confidence": 0.99,
+            "given_label": predicted,
+            "predicted_label": predicted,
+            "reason": "given label passed the confident-learning audit",
+        }
+    )
+    LabelStore().publish("texts", rows, lineage={"run_key": "previous", "job": "earlier-job"})
+    return LabelStore().read("texts")
+
+
+def _frame(seed=0, unlabeled=24):
+    frame = make_text_frame(30, seed=seed)
+    rng = np.random.default_rng(seed)
+    frame.loc[rng.choice(len(frame), size=unlabeled, replace=False), "label"] = None
+    return frame
+
+
+def _assert_intact(before):
+    store = LabelStore()
+    assert store.latest_version("texts") == 0
+    assert store.read("texts").equals(before)
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (
+            {"sources": [{"license": "no-ai-training", "source": "partner dump"}]},
+            "the licence forbids training",
+        ),
+        (
+            {"rights": {"license": "CC-BY-4.0", "source": "x", "allowed_uses": ["evaluation"]}},
+            "do not include",
+        ),
+        (
+            {"rights": {"license": "CC-BY-4.0", "source": "x", "expires": "2020-01-01"}},
+            "expired on 2020-01-01",
+        ),
+    ],
+)
+def test_rights_that_forbid_training_refuse_the_job_and_keep_the_published_version(tmp_path, extra, said):
+    before = _publish_previous()
+    spec = load_spec(write_job(tmp_path / "job", _frame(), **extra))
+    with pytest.raises(RightsError, match=said):
+        labeling_job(spec)
+    _assert_intact(before)
+
+
+def test_blocking_screening_finding_stops_the_job_before_anything_is_published(tmp_path):
+    before = _publish_previous()
+    frame = _frame()
+    frame.loc[7, "text"] += " card 4111 1111 1111 1111"
+    validation = {"checks": [{"name": "personal_data", "action": "block"}]}
+    spec = load_spec(write_job(tmp_path / "job", frame, validation=validation))
+    with pytest.raises(GateError, match=rf"personal_data: 1 item\(s\) \('{frame.loc[7, 'id']}'\)") as info:
+        labeling_job(spec)
+    assert "4111" not in str(info.value)  # the error names the kind and place, not the number
+    _assert_intact(before)
+
+
+def _fake_review(wrong_share):
+    """A review round whose people contradict ``wrong_share`` of the audited machine labels."""
+
+    def review_round(spec, dataset, rows, pred_probs, model_version):
+        routed = route_items(rows, audit_share=spec.review.audit_share, seed=0)
+        routed = routed[routed["route"] == "audit_sample"].reset_index(drop=True)
+        rows = rows.copy().set_index("item_id", drop=False)
+        n_wrong = round(wrong_share * len(routed))
+        for k, item in enumerate(routed["item_id"]):
+            label = rows.at[item, "label"]
+            if k < n_wrong:
+                label = CLASSES[(CLASSES.index(label) + 1) % 3]
+            rows.loc[item, ["label", "status", "source"]] = [label, "accepted", "human"]
+        summary = {
+            "routed": {"audit_sample": len(routed)},
+            "project_id": 1,
+            "machine_accuracy": {"checked": len(routed), "correct": len(routed) - n_wrong},
+            "quarantine_resolution": {"confirmed": 0, "overturned": 0, "flag_precision": None},
+            "annotators": [],
+        }
+        summary["machine_accuracy"]["estimate"] = summary["machine_accuracy"]["correct"] / max(len(routed), 1)
+        summary["machine_accuracy"]["lower_95"] = 0.0
+        annotations = pd.DataFrame(
+            columns=["status", "annotation_id", "updated_at", "item_id", "label", "annotator"]
+        )
+        people = SimpleNamespace(routed=routed.assign(route_reason="audit"), annotations=annotations)
+        return rows.reset_index(drop=True), summary, people
+
+    return review_round
+
+
+def test_machine_labels_people_find_wrong_stop_the_publish_when_the_spec_says_stop(tmp_path, monkeypatch):
+    before = _publish_previous(predicted="food")
+    monkeypatch.setattr(flows.labeling_job, "review_round", _fake_review(0.5))
+    spec = load_spec(
+        write_job(
+            tmp_path / "job",
+            _frame(),
+            review={"mode": "labelstudio", "audit_share": 1.0},
+            autolabel=AUTOLABEL,
+            validation={"low_machine_accuracy": "stop", "drift": {"enabled": False}},
+        )
+    )
+    with pytest.raises(GateError, match=r"lower bound 0\.\d+ < target 0\.85.*nothing was published"):
+        labeling_job(spec)
+    _assert_intact(before)
+
+
+def test_machine_labels_people_find_wrong_leave_the_accepted_view_by_default(tmp_path, monkeypatch):
+    monkeypatch.setattr(flows.labeling_job, "review_round", _fake_review(0.5))
+    spec = load_spec(
+        write_job(
+            tmp_path / "job",
+            _frame(seed=1),
+            review={"mode": "labelstudio", "audit_share": 0.5},
+            autolabel=AUTOLABEL,
+        )
+    )
+    labeling_job(spec)
+    store = LabelStore()
+    rows = store.read("texts")
+    machine = rows[rows["source"] == "model"]
+    assert len(machine) and (machine["status"] == "needs_review").all()
+    assert machine["reason"].str.contains("not accepted: people checked").all()
+    verdict = store.lineage("texts")["machine_labels"]
+    assert verdict["status"] == "below_target" and verdict["demoted"] == len(machine)
+    report = (tmp_path / "runs" / "texts" / "v0" / "report.md").read_text()
+    assert "below the target: not published as accepted" in report
+
+
+def test_screening_drift_and_unverified_machine_labels_show_in_lineage_and_report(tmp_path):
+    _publish_previous(predicted="sports")  # every earlier prediction was 'sports', p=0.99
+    frame = _frame(seed=2)
+    frame.loc[3, "text"] += " mail me at jane.roe@example.org"
+    spec = load_spec(write_job(tmp_path / "job", frame))
+    published = labeling_job(spec)
+    assert published.version == 1
+
+    store = LabelStore()
+    rows = store.read("texts").set_index("item_id")
+    pii = frame.loc[3, "id"]
+    assert rows.at[pii, "status"] == "quarantined"
+    assert rows.at[pii, "reason"].startswith("screening personal_data: personal data: email at characters")
+    assert "example.org" not in rows.at[pii, "reason"]
+    assert (rows.drop(index=pii)["reason"].str.contains("screening")).sum() == 0
+
+    lineage = store.lineage("texts", 1)
+    checks = {c["check"]: c for c in lineage["screening"]}
+    assert checks["personal_data"]["found"] == 1 and checks["personal_data"]["items"] == [pii]
+    assert checks["exact_duplicates"]["found"] == 0
+    drift = lineage["drift"]
+    assert drift["compared_with"] == 0 and drift["drifted"] and drift["class"]["drifted"]
+    assert drift["audit_share"] == 0.2 and drift["allow_pooled_thresholds"] is False
+    assert all(t["basis"] == "class" for t in lineage["thresholds"].values())
+    assert set(drift["input_stats"]) == {"text_chars", "text_words"}  # for the next run
+    assert lineage["machine_labels"]["status"] == "unverified"
+    assert lineage["rights_of_sources"][0]["license"] == "CC0-1.0" and lineage["rights_check"]["ok"]
+
+    report = (tmp_path / "runs" / "texts" / "v1" / "report.md").read_text()
+    for heading in ("## Autolabel quality gate", "## Screening", "## Drift against", "## Data rights"):
+        assert heading in report
+    assert "Machine labels: **unverified**" in report and "**Drift found: class distribution" in report
+    assert "| personal_data | quarantine | 1 | quarantined" in report
