@@ -34,6 +34,39 @@ source "${repo_root}/deploy/secrets.sh"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# shellcheck source=deploy/service-lib.sh
+source deploy/service-lib.sh
+
+# The start scripts keep one pid file per service in this checkout, whatever the port. Asked
+# for another port than the one their service runs on, they would wait for it in vain and
+# then stop it: refuse before anything starts instead.
+running_elsewhere() {  # PID_FILE MATCH PORT LABEL
+    local pid port
+    pid="$(service_pid "$1" "$2")" || return 0
+    port="$(tr '\0' '\n' <"/proc/${pid}/cmdline" 2>/dev/null | grep -A1 -x -- --port | tail -n 1)" || true
+    if [[ -n "${port}" && "${port}" != "$3" ]]; then
+        echo "error: $4 of this checkout already runs on port ${port} (pid ${pid}), not $3." >&2
+        return 1
+    fi
+}
+worker_elsewhere() {  # a worker of this checkout that polls another Prefect server
+    local pid api
+    pid="$(service_pid "${LABELGATE_WORKER_STATE:-${repo_root}/var/prefect}/worker.pid" worker)" || return 0
+    api="$(tr '\0' '\n' <"/proc/${pid}/environ" 2>/dev/null | sed -n 's/^PREFECT_API_URL=//p')" || true
+    if [[ -n "${api}" && "${api}" != "${PREFECT_API_URL}" ]]; then
+        echo "error: the Prefect worker of this checkout (pid ${pid}) polls ${api}, not ${PREFECT_API_URL}." >&2
+        return 1
+    fi
+}
+if ! running_elsewhere var/prefect/prefect.pid prefect "${PREFECT_PORT}" "the Prefect server" \
+    || ! running_elsewhere var/labelstudio/labelstudio.pid label-studio "${LABEL_STUDIO_PORT}" "Label Studio" \
+    || ! running_elsewhere "${LABELGATE_API_STATE:-${repo_root}/var/api}/api.pid" serve "${LABELGATE_API_PORT}" \
+        "the labelgate API" \
+    || ! worker_elsewhere; then
+    echo "  One stack per checkout: use the ports it runs on, or stop it first (deploy/stack-stop.sh)." >&2
+    exit 1
+fi
+
 step "Prefect server and Label Studio"
 ls_out="$(mktemp)"
 trap 'rm -f "${ls_out}"' EXIT
@@ -55,8 +88,6 @@ if ((${#failed[@]})); then
 fi
 
 step "work pool, deployments and a process worker"
-# shellcheck source=deploy/service-lib.sh
-source deploy/service-lib.sh
 if service_pid "${LABELGATE_WORKER_STATE:-${repo_root}/var/prefect}/worker.pid" worker >/dev/null; then
     # worker.sh leaves a running worker alone; the deployments are applied again all the same,
     # so that they match deploy/prefect.yaml and its process pool
