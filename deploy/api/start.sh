@@ -39,6 +39,12 @@ report_up() {
 }
 
 if pid="$(running_pid)"; then
+    running_port="$(tr '\0' '\n' <"/proc/${pid}/cmdline" 2>/dev/null | grep -A1 -x -- --port | tail -n 1)" || true
+    if [[ -n "${running_port}" && "${running_port}" != "${port}" ]]; then
+        echo "error: the labelgate API of ${pid_file} runs on port ${running_port} (pid ${pid}), not ${port};" \
+            "stop it first (deploy/api/stop.sh) or set LABELGATE_API_STATE to another folder" >&2
+        exit 1
+    fi
     if [[ "$(http_status "${url}/health")" == 200 ]]; then
         report_up "already running (pid ${pid})"
         exit 0
