@@ -108,7 +108,7 @@ api="http://127.0.0.1:${LABELGATE_API_PORT}"
 cat <<INFO
 
 labelgate stack is up:
-  Prefect UI      http://127.0.0.1:${PREFECT_PORT}        (deployments: labeling-job, review-sync)
+  Prefect UI      http://127.0.0.1:${PREFECT_PORT}        (Deployments: those of deploy/prefect.yaml)
   Label Studio    ${LABEL_STUDIO_URL}        (admin login: LABEL_STUDIO_USERNAME, LABEL_STUDIO_PASSWORD)
   labelgate API   ${api}/docs   (OpenAPI: ${api}/openapi.json)
   webhooks        Label Studio -> ${LABELGATE_API_URL}/webhooks/labelstudio
