@@ -5,7 +5,7 @@
 #   deploy/worker-stop.sh       # stops it
 #
 # 1. creates the work pool ${LABELGATE_WORK_POOL:-labelgate-process} (type process) if missing;
-# 2. applies deploy/prefect.yaml (labeling-job, review-sync every 2 min), with LABELGATE_REPO set
+# 2. applies deploy/prefect.yaml (labeling-job, review-sync every 2 min, reaudit nightly), with LABELGATE_REPO set
 #    to this checkout (the deployments' pull step runs flows from here);
 # 3. starts `prefect worker start --type process` in its own process group, and waits until it
 #    has registered with the server.
@@ -78,7 +78,7 @@ if [[ "${LABELGATE_SKIP_DEPLOY:-0}" != 1 ]]; then
         echo "error: prefect deploy failed" >&2
         exit 1
     fi
-    echo "applied deploy/prefect.yaml (labeling-job/labeling-job, review-sync/review-sync)"
+    echo "applied deploy/prefect.yaml (labeling-job, review-sync every 2 min, reaudit nightly)"
 fi
 
 mkdir -p "${state_dir}"

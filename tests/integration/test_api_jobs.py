@@ -28,9 +28,11 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tests.conftest import make_text_frame, write_job
+from tests.flow.test_labeling_job import _noisy_frame
 from tests.integration.stack import labelgate_api, process_worker, tail, wait_for
 
 pytestmark = pytest.mark.integration
@@ -64,10 +66,10 @@ def _client(stack: dict, token: str = SUBMIT) -> httpx.Client:
     )
 
 
-def _spec(stack: dict, label_set: str, *, seed: int = 3) -> dict:
+def _spec(stack: dict, label_set: str, *, seed: int = 3, frame=None, **over) -> dict:
     """A small text job; its data file sits below the API's data root, named relative to it."""
     folder = stack["data"] / label_set
-    write_job(folder, make_text_frame(15, seed=seed), label_set=label_set)
+    write_job(folder, make_text_frame(15, seed=seed) if frame is None else frame, label_set=label_set, **over)
     spec = yaml.safe_load((folder / "job.yaml").read_text())
     spec["dataset"]["path"] = f"{label_set}/data.csv"
     return spec
@@ -172,3 +174,29 @@ def test_the_review_sync_schedule_creates_its_runs(stack, prefect_server):
     assert all(r.auto_scheduled for r in runs)
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
     assert all(abs(gap / 120 - round(gap / 120)) < 0.01 and gap > 0 for gap in gaps), gaps  # every 2 min
+
+
+def test_the_nightly_reaudit_is_deployed_and_runs_on_the_worker(stack, prefect_server):
+    label_set = f"night-{uuid.uuid4().hex[:8]}"
+    with _client(stack) as client:
+        frame, flipped, _ = _noisy_frame(seed=4)  # a job without the audit lets the planted errors in
+        job = client.post("/jobs", json=_spec(stack, label_set, frame=frame, audit={"enabled": False})).json()
+        assert _final(client, job["id"], stack)["state"] == "Completed"
+    with temporary_settings(updates={PREFECT_API_URL: prefect_server}), get_client(sync_client=True) as c:
+        deployment = c.read_deployment_by_name("reaudit/reaudit")
+        [schedule] = deployment.schedules
+        assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 3 * * *", "UTC")
+        run = run_deployment(
+            "reaudit/reaudit",
+            parameters={"label_sets": [label_set]},
+            work_queue_name=stack["worker"]["queue"],
+            timeout=240,
+            as_subflow=False,
+        )
+        assert run.state.is_completed(), f"{run.state.message}\n{tail(stack['worker']['log'])}"
+    with _client(stack) as client:
+        versions = client.get(f"/label-sets/{label_set}/versions").json()
+    assert [v["version"] for v in versions] == [1, 0]
+    assert versions[0]["lineage"]["job"] == "reaudit"
+    newly = set(versions[0]["lineage"]["reaudit"]["item_ids"])
+    assert len(newly & flipped) >= 0.8 * len(flipped)
