@@ -38,6 +38,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import statistics
 import sys
 import time
@@ -194,6 +195,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S")
     config = label_config(CLASSES, kind="text", instructions="Pick the topic.")
     out: dict[str, Any] = {"tasks": args.tasks, "sample": args.naive_sample, "new": args.new_annotations}
+    out["load"] = [os.getloadavg()[0], None]
     stale = delete_bench_projects(sdk, slow)
     if stale:
         logger.info("deleted %d bench projects left by an earlier run", len(stale))
@@ -249,6 +251,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out["naive_sync_s"], out["naive_sync_tasks"] = seconds, listed
         logger.info("naive sync: %d tasks listed, %d new in %.1f s", listed, len(found), seconds)
     finally:
+        out["load"][1] = os.getloadavg()[0]
         if not args.keep:
             start = time.perf_counter()
             gone = delete_bench_projects(sdk, slow)
@@ -275,7 +278,9 @@ def report(out: dict[str, Any], args: argparse.Namespace, *, started: dt.datetim
         f"- command: `python -m bench.sync_speed --tasks {n} --naive-sample {m} "
         f"--new-annotations {out['new']} --page-size {args.page_size}` (repo root, `.venv/bin/python`)",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
-        f"- machine: {machine()}; Label Studio 1.23.2 (SQLite) on the same machine, label-studio-sdk 2.1.2",
+        f"- machine: {machine()}; Label Studio 1.23.2 (SQLite) on the same machine, label-studio-sdk 2.1.2; "
+        f"load average {out['load'][0]:.1f} at the start, {out['load'][1]:.1f} at the end (a shared machine: "
+        "every timing is noisier than on an idle one, naive and labelgate alike)",
         f"- data: {n:,} short texts, 5 classes, one prediction (class, score, model version) per task",
         "- labelgate import: `LabelStudio.import_items`, tasks with their predictions through "
         "`POST /api/projects/{id}/import`, 500 per call, one idempotence check per chunk",
@@ -302,7 +307,10 @@ def report(out: dict[str, Any], args: argparse.Namespace, *, started: dt.datetim
         f"{out['naive_sync_s']:,.1f} s | {out['lg_sync_s']:,.2f} s | {sync_x:,.0f}x | {verdict(sync_x)} |",
         "",
         f"Rerun of labelgate's import of all {n:,} tasks (a job restarted after a crash): "
-        f"{out['lg_rerun_created']} tasks created, {out['lg_rerun_s']:.1f} s.",
+        f"{out['lg_rerun_created']} tasks created, {out['lg_rerun_s']:.1f} s. Each 500-item chunk "
+        "first asks which of its items exist (a Data Manager filter on `data.item_id`, a JSON "
+        "field Label Studio scans on SQLite), so that check grows with the project: it is most of "
+        "the rerun's time, and a share of the first import's.",
         "",
     ]
     return "\n".join(lines)
@@ -317,7 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep", action="store_true", help="keep the bench projects")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr, force=True
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)
     started = dt.datetime.now(dt.UTC)
     out = run(args)
