@@ -70,5 +70,5 @@ servers-stop:
 	-bash deploy/prefect/stop.sh
 	-bash deploy/labelstudio/stop.sh
 
-clean: servers-stop
+clean: stack-stop
 	rm -rf $(VENV) .labelstudio-venv var runs labelgate-store
