@@ -104,11 +104,11 @@ def _text_vectors(X: np.ndarray):
 
 
 def standardise(X: np.ndarray) -> np.ndarray:
-    """Centre each feature and divide by its standard deviation, floored at a tenth of the median
-    one, so a near-constant feature cannot blow up a tiny difference."""
+    """Centre each feature and divide by its standard deviation, floored at the median one, so a
+    near-constant feature (a border pixel) cannot blow up a tiny difference."""
     X = np.asarray(X, dtype=float)
     std = X.std(axis=0)
-    floor = 0.1 * float(np.median(std[std > 0])) if (std > 0).any() else 1.0
+    floor = float(np.median(std[std > 0])) if (std > 0).any() else 1.0
     return (X - X.mean(axis=0)) / np.maximum(std, floor)
 
 
@@ -342,10 +342,24 @@ def _find_phones(text: str, taken: list[tuple[int, int]]) -> list[tuple[int, int
     return spans
 
 
+def _find_ibans(text: str) -> list[tuple[int, int]]:
+    """IBAN-shaped runs that pass mod 97; a run that swallowed a following word or number is
+    cut back, one character at a time, to its longest valid start."""
+    spans = []
+    for m in _IBAN.finditer(text):
+        start, end = m.span()
+        while end - start >= 15:
+            if text[end - 1] != " " and iban_valid(text[start:end]):
+                spans.append((start, end))
+                break
+            end -= 1
+    return spans
+
+
 PERSONAL_DATA_KINDS: dict[str, Callable[[str], list[tuple[int, int]]]] = {
     "email": lambda text: [m.span() for m in _EMAIL.finditer(text)],
     "card": _find_cards,
-    "iban": lambda text: [m.span() for m in _IBAN.finditer(text) if iban_valid(m.group())],
+    "iban": lambda text: _find_ibans(text),
 }
 """Kinds of personal data that :func:`personal_data` finds (plus ``phone``)."""
 

@@ -118,7 +118,7 @@ def test_personal_data_is_found_and_never_copied_into_the_reason():
         2: "call +44 20 7946 0958 now",
         3: "call (555) 123-4567",
         4: "paid with 4111 1111 1111 1111",
-        5: "iban GB82 WEST 1234 5698 7654 32",
+        5: "iban GB82 WEST 1234 5698 7654 32 A bank",  # a following word is not part of it
     }
     for i, extra in planted.items():
         X[i] = f"{X[i]} {extra}"
