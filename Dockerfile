@@ -20,12 +20,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LABELGATE_REPO=/app \
     LABELGATE_STORE=/data/labelgate-store \
     LABELGATE_RUNS_DIR=/data/runs \
-    LABELGATE_DATA_ROOTS='["/data/datasets"]'
+    LABELGATE_DATA_ROOTS='["/data/datasets"]' \
+    PREFECT_RESULTS_LOCAL_STORAGE_PATH=/data/prefect-results
 
 RUN groupadd --system --gid 10001 labelgate \
     && useradd --system --uid 10001 --gid labelgate --create-home --home-dir /home/labelgate \
         --shell /usr/sbin/nologin labelgate \
-    && mkdir -p /data/labelgate-store /data/runs /data/datasets \
+    && mkdir -p /data/labelgate-store /data/runs /data/datasets /data/prefect-results \
     && chown -R labelgate:labelgate /data
 
 WORKDIR /app

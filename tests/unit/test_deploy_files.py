@@ -288,10 +288,14 @@ def test_docker_pool_runs_flows_like_the_compose_worker():
     assert defaults["volumes"] == [f"{data_volume}:/data"]
     assert defaults["networks"] == [document["networks"]["default"]["name"]]
     env = defaults["env"]
-    assert env["LABELGATE_STORE"] == environment(document["services"]["worker"])["LABELGATE_STORE"]
+    worker_env = environment(document["services"]["worker"])
     for key, value in env.items():
         if SECRET_NAME.search(key):
+            # a Prefect Secret block, resolved by the worker when it starts the run
             assert re.fullmatch(r"\{\{ prefect\.blocks\.secret\.[a-z0-9-]+ \}\}", value), key
+        else:  # a flow run in its own container sees what the compose worker's runs see
+            assert value == worker_env[key], key
+    assert {"LABELGATE_STORE", "LABEL_STUDIO_API_KEY", "LABELGATE_WEBHOOK_SECRET"} <= set(env)
 
 
 def test_kubernetes_pool_takes_secrets_from_the_cluster_and_runs_non_root():
