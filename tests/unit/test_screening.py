@@ -174,3 +174,41 @@ def test_run_screening_stacks_findings_with_check_and_action():
 def test_unknown_check_lists_the_valid_names():
     with pytest.raises(SpecError, match=r"valid names: .*personal_data"):
         screening_checks.get("pii")
+
+
+def test_apply_screening_quarantines_with_the_reason_and_keeps_personal_data_from_people():
+    import pandas as pd
+
+    from tasks.screen import apply_screening, blocking_message
+
+    rows = pd.DataFrame(
+        {
+            "item_id": ["a", "b", "c", "d"],
+            "status": ["accepted", "needs_review", "accepted", "accepted"],
+            "reason": ["given label passed", "model unsure", "given label passed", "given label passed"],
+        }
+    )
+    found = pd.DataFrame(
+        {
+            "item_id": ["b", "c", "d"],
+            "check": ["personal_data", "conflicting_duplicates", "exact_duplicates"],
+            "action": ["quarantine", "quarantine", "report"],
+            "reason": [
+                "personal data: email at characters 3-20",
+                "duplicates disagree",
+                "exact duplicate of a",
+            ],
+        }
+    )
+    to_review, kept = apply_screening(rows, found)
+    assert kept["item_id"].tolist() == ["b"] and kept.at[0, "status"] == "quarantined"
+    assert (
+        kept.at[0, "reason"]
+        == "screening personal_data: personal data: email at characters 3-20 (model unsure)"
+    )
+    by_id = to_review.set_index("item_id")
+    assert by_id.at["c", "status"] == "quarantined" and by_id.at["d", "status"] == "accepted"
+    assert sorted([*to_review["item_id"], *kept["item_id"]]) == ["a", "b", "c", "d"]
+    assert blocking_message(found, label_set="s") is None
+    found.loc[0, "action"] = "block"
+    assert "personal_data: 1 item(s) ('b')" in blocking_message(found, label_set="s")
