@@ -17,6 +17,7 @@
 #   LABELGATE_API_URL, LABELGATE_WEBHOOK_SECRET (optional: webhooks to labelgate.api)
 # Optional: LABELGATE_WORK_QUEUE (poll only this queue of the pool; default: all queues),
 #   LABELGATE_WORKER_STATE (default var/prefect: worker.pid, worker.log),
+#   LABELGATE_WORKER_LIMIT (at most this many flow runs at once; default: no limit),
 #   LABELGATE_SKIP_DEPLOY=1 (start the worker only), LABELGATE_WORKER_START_TIMEOUT (60 s).
 # Exits 0 once the worker runs, or at once when the one in the pid file already does.
 set -euo pipefail
@@ -85,6 +86,7 @@ mkdir -p "${state_dir}"
 [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
 queue_args=()
 [[ -n "${LABELGATE_WORK_QUEUE:-}" ]] && queue_args=(--work-queue "${LABELGATE_WORK_QUEUE}")
+[[ -n "${LABELGATE_WORKER_LIMIT:-}" ]] && queue_args+=(--limit "${LABELGATE_WORKER_LIMIT}")
 launcher=()
 command -v setsid >/dev/null && launcher=(setsid)  # own process group, so worker-stop.sh gets all of it
 (
