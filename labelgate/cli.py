@@ -87,7 +87,7 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
 ) -> None:
-    """Start the HTTP API (health, Label Studio webhook receiver)."""
+    """Start the HTTP API: jobs, label sets, the Label Studio webhook receiver (docs at /docs)."""
     import uvicorn
 
     uvicorn.run("labelgate.api:create_app", factory=True, host=host, port=port)
