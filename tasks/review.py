@@ -24,6 +24,8 @@ from labelgate.errors import DataError, LabelgateError, preview
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
+from labelgate.store import LabelStore
+from tasks.annotation_sync import sync_annotations
 from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator
 from tasks.gate import wilson_lower
 from tasks.ingest import Dataset
@@ -273,17 +275,24 @@ def collect_reviews(
     *,
     gold: dict[str, str],
 ) -> Reviews:
-    """Read every answer for the project and fold them into consensus (CROWDLAB, or majority
-    vote without model probabilities) and annotator scores (against ``gold``: item_id -> the
-    known answer, as read and checked by ``read_answers``)."""
+    """Every answer for the project, folded into consensus (CROWDLAB, or majority vote without
+    model probabilities) and annotator scores (against ``gold``: item_id -> the known answer, as
+    read and checked by ``read_answers``).
+
+    Incremental (``tasks.annotation_sync.sync_annotations``): only the annotations new since the
+    last sync are read from Label Studio; the earlier ones come from the label store's mirror of
+    the project. One row per annotation id, the latest edit wins."""
     classes = spec.label_schema.classes
     with labelstudio_client() as client:
-        # a full read (since=0, no cursor kept): the server clock in the Date header has 1 s
-        # resolution, so reach one second past it to include answers saved this very second
-        annotations = client.fetch_annotations(project, classes=classes, settle=-1.0)
+        annotations = sync_annotations(client, LabelStore(), project, classes=classes)
         url = f"{client.url}/projects/{project}/data"
-    # the latest answer per annotation id wins (edits come back with the same id)
-    annotations = annotations.sort_values("updated_at").drop_duplicates("annotation_id", keep="last")
+    get_run_logger().info(
+        "project %s: %d answers, %d of them read from Label Studio this time (%d new or edited)",
+        project,
+        len(annotations),
+        annotations.attrs.get("read", 0),
+        annotations.attrs.get("changed", 0),
+    )
     annotations = annotations[annotations["item_id"].isin(set(routed["item_id"]))]
     position = {item: i for i, item in enumerate(item_ids)}
     routed_ids = routed["item_id"].tolist()
