@@ -277,9 +277,7 @@ def degenerate_inputs(
     digits ("", "!!!", "aaaa"); tabular: every feature the same value (e.g. an all-zero row)."""
     if kind == "text":
         flagged = [
-            i
-            for i, t in enumerate(X)
-            if len({ch for ch in str(t).lower() if ch.isalnum()}) < min_distinct_chars
+            i for i, t in enumerate(X) if sum(ch.isalnum() for ch in set(str(t).lower())) < min_distinct_chars
         ]
         why = f"degenerate input: fewer than {min_distinct_chars} distinct letters or digits"
     else:
@@ -294,6 +292,7 @@ def degenerate_inputs(
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 _CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
 _PHONE = re.compile(r"(?<![\w+])(?:\+|00)?\(?\d[\d ().-]{7,20}\d(?!\w)")
+_MAYBE_PERSONAL = re.compile(r"@|\d(?:[ ().-]{0,3}\d){8}|[A-Z]{2}\d{2}")
 _IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 
 
@@ -406,6 +405,8 @@ def personal_data(
         return findings([], [])
     out_ids, reasons = [], []
     for item, text in zip(ids, X, strict=True):
+        if not _MAYBE_PERSONAL.search(str(text)):  # cheap pre-filter: no '@', digit run or IBAN start
+            continue
         found = find_personal_data(text, kinds=kinds)
         if found:
             out_ids.append(item)
