@@ -41,11 +41,13 @@ SUBMIT, READ = uuid.uuid4().hex, uuid.uuid4().hex
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory, prefect_server) -> Iterator[dict]:
-    """A worker and the API sharing one store; jobs may read files below ``data``."""
+def stack(tmp_path_factory, prefect_server, labelstudio_server) -> Iterator[dict]:
+    """A worker and the API sharing one store and Label Studio; jobs may read files below ``data``."""
     folder = tmp_path_factory.mktemp("api-jobs")
     env = {
         "PREFECT_API_URL": prefect_server,
+        "LABEL_STUDIO_URL": labelstudio_server.url,
+        "LABEL_STUDIO_API_KEY": labelstudio_server.api_key,
         "LABELGATE_STORE": str(folder / "store"),
         "LABELGATE_RUNS_DIR": str(folder / "runs"),
     }
@@ -57,7 +59,13 @@ def stack(tmp_path_factory, prefect_server) -> Iterator[dict]:
             "LABELGATE_API_TOKENS": json.dumps({SUBMIT: ["submit", "read"], READ: ["read"]}),
         }
         with labelgate_api(folder / "api.log", api_env) as url:
-            yield {"url": url, "data": folder / "data", "worker": worker, "api_log": folder / "api.log"}
+            yield {
+                "url": url,
+                "data": folder / "data",
+                "worker": worker,
+                "api_log": folder / "api.log",
+                "labelstudio": labelstudio_server.url,
+            }
 
 
 def _client(stack: dict, token: str = SUBMIT) -> httpx.Client:
@@ -200,3 +208,29 @@ def test_the_nightly_reaudit_is_deployed_and_runs_on_the_worker(stack, prefect_s
     assert versions[0]["lineage"]["job"] == "reaudit"
     newly = set(versions[0]["lineage"]["reaudit"]["item_ids"])
     assert len(newly & flipped) >= 0.8 * len(flipped)
+
+
+def test_a_job_waiting_for_people_shows_its_label_studio_project_and_can_be_cancelled(stack):
+    label_set = f"wait-{uuid.uuid4().hex[:8]}"
+    frame, _, _ = _noisy_frame(seed=5)  # unlabeled and suspect items: some must go to people
+    spec = _spec(stack, label_set, frame=frame, review={"mode": "labelstudio", "audit_share": 0.2})
+    with _client(stack) as client:
+        job = client.post("/jobs", json=spec).json()
+
+        def waiting():
+            answer = client.get(f"/jobs/{job['id']}").json()
+            if answer["state_type"] in {"FAILED", "CRASHED", "COMPLETED"}:
+                pytest.fail(
+                    f"job ended {answer['state']}: {answer['message']}\n{tail(stack['worker']['log'])}"
+                )
+            return answer if answer["state"] == "Suspended" else None
+
+        suspended = wait_for("the job to wait for people", waiting, timeout=240, every=2)
+        assert suspended["stage"] == "waiting for review"
+        project = suspended["links"]["labelstudio_project"]
+        assert project and project.startswith(f"{stack['labelstudio']}/projects/")
+
+        cancelled = client.post(f"/jobs/{job['id']}/cancel")
+        assert cancelled.status_code == 202
+        assert cancelled.json()["state"] == "Cancelled"  # no process to stop: at once
+        assert client.get(f"/label-sets/{label_set}/versions").status_code == 404
