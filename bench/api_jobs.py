@@ -167,9 +167,10 @@ def main() -> None:
     try:
         client = httpx.Client(base_url=url, headers=auth, timeout=60, trust_env=False)
         submitted, latency, keys = {}, [], {}
+        run = f"bench-{uuid.uuid4().hex[:8]}"  # idempotency keys of this run only
         first = time.time()
         for i in range(args.jobs):
-            key = f"bench-{i}"
+            key = f"{run}-{i}"
             t0 = time.perf_counter()
             answer = client.post("/jobs", json=spec(path, f"api-{i:03d}"), headers={"Idempotency-Key": key})
             latency.append(time.perf_counter() - t0)
@@ -179,12 +180,12 @@ def main() -> None:
         sample = range(0, args.jobs, max(1, args.jobs // 20))
         repeats = {
             i: client.post(
-                "/jobs", json=spec(path, f"api-{i:03d}"), headers={"Idempotency-Key": f"bench-{i}"}
+                "/jobs", json=spec(path, f"api-{i:03d}"), headers={"Idempotency-Key": f"{run}-{i}"}
             )
             for i in sample
         }
         replayed_same = all(
-            r.status_code == 200 and r.json()["id"] == keys[f"bench-{i}"] for i, r in repeats.items()
+            r.status_code == 200 and r.json()["id"] == keys[f"{run}-{i}"] for i, r in repeats.items()
         )
         print(f"submitted {len(submitted)} jobs; waiting for them ...", flush=True)
         final = {}
