@@ -172,7 +172,7 @@ def main() -> None:
         for i in range(args.jobs):
             key = f"{run}-{i}"
             t0 = time.perf_counter()
-            answer = client.post("/jobs", json=spec(path, f"api-{i:03d}"), headers={"Idempotency-Key": key})
+            answer = client.post("/jobs", json=spec(path, f"{run}-{i:03d}"), headers={"Idempotency-Key": key})
             latency.append(time.perf_counter() - t0)
             answer.raise_for_status()
             submitted[answer.json()["id"]] = time.time()
@@ -180,7 +180,7 @@ def main() -> None:
         sample = range(0, args.jobs, max(1, args.jobs // 20))
         repeats = {
             i: client.post(
-                "/jobs", json=spec(path, f"api-{i:03d}"), headers={"Idempotency-Key": f"{run}-{i}"}
+                "/jobs", json=spec(path, f"{run}-{i:03d}"), headers={"Idempotency-Key": f"{run}-{i}"}
             )
             for i in sample
         }
@@ -204,10 +204,10 @@ def main() -> None:
         waits = [dt.datetime.fromisoformat(j["started"]).timestamp() - submitted[i] for i, j in final.items()]
         completed = sum(j["state"] == "Completed" for j in final.values())
         runs_for_api_sets = sum(
-            len(client.get("/jobs", params={"label_set": f"api-{i:03d}"}).json()["items"])
+            len(client.get("/jobs", params={"label_set": f"{run}-{i:03d}"}).json()["items"])
             for i in range(args.jobs)
         )
-        versions = [len(client.get(f"/label-sets/api-{i:03d}/versions").json()) for i in range(args.jobs)]
+        versions = [len(client.get(f"/label-sets/{run}-{i:03d}/versions").json()) for i in range(args.jobs)]
     finally:
         api.terminate()
         subprocess.run(["bash", "deploy/worker-stop.sh"], cwd=REPO, env=env, check=False)
