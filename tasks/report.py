@@ -184,7 +184,8 @@ def validation_sections(lineage: dict[str, Any]) -> list[str]:
             "below_target": "**below the target: not published as accepted**",
             "unverified": "**unverified**",
         }[verdict["status"]]
-        lines += ["", "## Autolabel quality gate", "", f"Machine labels: {head}. {verdict['why']}."]
+        why = verdict["why"][:1].upper() + verdict["why"][1:]
+        lines += ["", "## Autolabel quality gate", "", f"Machine labels: {head}. {why}."]
         if verdict["status"] == "unverified" and verdict.get("machine_accepted"):
             lines.append(
                 f"{verdict['machine_accepted']} machine label(s) are published as accepted on the "
