@@ -7,15 +7,18 @@ name "Suspended"): no process is held. Two things resume it once its batch is co
 - this flow, on a schedule (``deploy/prefect.yaml``: every 2 minutes), in case an event is lost.
 
 Both decide the same way (``resume_complete_runs``), and only decide "complete? then resume":
-the resumed run re-reads every answer itself (``tasks.review.collect_reviews``, a full read), so
-an event that arrives twice, late, out of order or never changes nothing about which answers
-are counted. Resuming is idempotent: a run that someone else resumed first (the other path, a
-person in the Prefect UI) is left alone, and is no error.
+the resumed run reads the answers itself (``tasks.review.collect_reviews``: those new since its
+last sync from Label Studio, the others from the label store's mirror, upserted by annotation
+id), so an event that arrives twice, late, out of order or never changes nothing about which
+answers are counted. Resuming is idempotent: a run that someone else resumed first (the other
+path, a person in the Prefect UI) is left alone, and is no error.
 
 "Complete" is deliberately simple (``review_batch_status``): every task of the job's Label
 Studio project (``tasks.review.project_title(spec)``, one project per label set) has at least
 ``spec.review.annotators_per_item`` answers; a skip counts as an answer, as in
-``collect_reviews``. Two consequences, both on the safe side:
+``collect_reviews``. The check costs a few requests whatever the project's size: Label Studio
+lists only the tasks with fewer annotations than that (skips aside), and the check stops at the
+first one that lacks answers. Two consequences, both on the safe side:
 
 - items that the flow asks one more annotator for (``extra_annotations``) are not known here;
   such a run is resumed at k answers, sees the missing extra answers and suspends again;
@@ -72,17 +75,22 @@ class WaitingJob:
 
 @dataclass(frozen=True)
 class BatchStatus:
-    """How far people got with one job's review batch."""
+    """How far people got with one job's review batch.
+
+    ``answered`` counts the tasks known to have their answers: exact when the batch is
+    complete, a lower bound otherwise (the check stops at the first task that lacks answers).
+    """
 
     project_id: int | None
     tasks: int
     answered: int
     required: int
+    short: int = 0
 
     @property
     def complete(self) -> bool:
-        """True when the project exists, has tasks, and every task has ``required`` answers."""
-        return self.project_id is not None and self.tasks > 0 and self.answered == self.tasks
+        """True when the project exists, has tasks, and no task lacks answers."""
+        return self.project_id is not None and self.tasks > 0 and self.short == 0
 
 
 # -- Label Studio side (takes the adapter) ----------------------------------------------------
@@ -91,21 +99,20 @@ class BatchStatus:
 def find_project(client: Any, title: str) -> int | None:
     """The id of the Label Studio project titled exactly ``title`` (the oldest), or None.
 
-    Never creates one (``ensure_project`` would).
+    Never creates one (``ensure_project`` would). ``client`` is the Label Studio adapter.
     """
-    # The adapter has no public look-up by title yet; ``_paged_projects`` is the one it uses
-    # itself in ensure_project.
-    ids = [int(p["id"]) for p in client._paged_projects(title) if p.get("title") == title]
-    return min(ids) if ids else None
+    return client.find_project(title)
 
 
 def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int | None = None) -> BatchStatus:
-    """Count the tasks of the job's project that have ``spec.review.annotators_per_item``
-    answers (annotations plus skips, as ``collect_reviews`` counts them).
+    """Whether every task of the job's project has ``spec.review.annotators_per_item`` answers
+    (annotations plus skips, as ``collect_reviews`` counts them).
 
     ``client`` is the Label Studio adapter (``labelgate.labelstudio.LabelStudio`` or a fake with
-    ``iter_tasks``; ``_paged_projects`` too unless ``project_id`` is given). Stops reading at
-    the first task that lacks answers, so an incomplete batch costs one page of the task list.
+    ``count_tasks`` and ``iter_tasks``; ``find_project`` too unless ``project_id`` is given).
+    Two counts, then only the tasks with fewer annotations than required (skips aside) are
+    listed, and the listing stops at the first that lacks answers; so the check costs a few
+    requests whatever the project's size (plus the tasks that reach the count through skips).
     Tasks without an item id (not made by labelgate) are ignored.
     """
     required = spec.review.annotators_per_item
@@ -113,16 +120,18 @@ def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int |
         project_id = find_project(client, project_title(spec))
     if project_id is None:
         return BatchStatus(None, 0, 0, required)
-    tasks = answered = 0
-    for task in client.iter_tasks(project_id):
+    tasks = client.count_tasks(project_id)
+    answered = client.count_tasks(project_id, min_annotations=required)
+    foreign = 0
+    for task in client.iter_tasks(project_id, fewer_annotations_than=required):
         if task["item_id"] is None:
+            foreign += 1
             continue
-        tasks += 1
         if task["total_annotations"] + task["cancelled_annotations"] < required:
-            # one short task settles it; count the rest only for the log line
-            return BatchStatus(project_id, tasks, answered, required)
-        answered += 1
-    return BatchStatus(project_id, tasks, answered, required)
+            # one short task settles it
+            return BatchStatus(project_id, tasks - foreign, answered, required, short=1)
+        answered += 1  # reaches the count through skips
+    return BatchStatus(project_id, tasks - foreign, answered, required)
 
 
 # -- Prefect side -----------------------------------------------------------------------------
@@ -207,8 +216,8 @@ def resume_complete_runs(
             continue
         if not status.complete:
             log.info(
-                "flow run %s (%s): review batch not complete (project %s, %d tasks, first %d have %d "
-                "answers each)",
+                "flow run %s (%s): review batch not complete (project %s, %d tasks, at least %d of "
+                "them have their %d answers)",
                 job.flow_run_name,
                 job.flow_run_id,
                 status.project_id,
