@@ -190,12 +190,13 @@ def main() -> None:
         print(f"submitted {len(submitted)} jobs; waiting for them ...", flush=True)
         final = {}
         while len(final) < len(submitted):
-            page = client.get(
-                "/jobs", params={"limit": 200, "state": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}
-            )
-            for job in page.json()["items"]:
-                if job["id"] in submitted:
-                    final[job["id"]] = job
+            params = {"limit": 200, "state": ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]}
+            page = client.get("/jobs", params=params).json()
+            for _ in range(3):  # others' runs may be newer than ours: a few pages
+                final.update({j["id"]: j for j in page["items"] if j["id"] in submitted})
+                if not page["next"]:
+                    break
+                page = client.get(page["next"].replace(url, "")).json()
             print(f"  {len(final)}/{len(submitted)} finished", end="\r", flush=True)
             if len(final) < len(submitted):
                 time.sleep(5)
