@@ -264,7 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-item", default="2,3", help="answers per item (several: comma-separated)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr, force=True
+    )
     started = dt.datetime.now(dt.UTC)
     rows = []
     for name in args.datasets.split(","):
