@@ -7,6 +7,7 @@ the flow-run id, so the same job is found in the Prefect UI under that id.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
@@ -94,7 +95,7 @@ async def list_jobs(
     if len(runs) == limit:
         query = request.query_params.multi_items()
         params = [(k, v) for k, v in query if k != "offset"] + [("offset", str(offset + limit))]
-        following = f"{base}/jobs?" + "&".join(f"{k}={v}" for k, v in params)
+        following = f"{base}/jobs?{urlencode(params)}"
     return JobPage(
         items=[job_runs.to_job(run, base_url=base) for run in runs],
         limit=limit,
