@@ -133,6 +133,10 @@ def test_jobs_are_listed_by_state_and_a_read_token_cannot_submit(stack):
         page = reader.get("/jobs", params={"state": "COMPLETED", "limit": 1})
         assert page.status_code == 200
         assert all(j["state_type"] == "COMPLETED" for j in page.json()["items"])
+        if page.json()["items"]:  # a full page links the next one, with the same filter
+            following = httpx.URL(page.json()["next"])
+            assert following.params.get_list("state") == ["COMPLETED"]
+            assert following.params["offset"] == "1"
 
 
 def test_a_job_outside_the_data_roots_is_refused_before_any_run(stack):
