@@ -72,6 +72,7 @@ ls_out="$(mktemp)"
 trap 'rm -f "${ls_out}"' EXIT
 bash deploy/labelstudio/start.sh >"${ls_out}" 2>&1 &
 ls_pid=$!
+echo "Label Studio starts alongside (a minute on its first start; log var/labelstudio/labelstudio.log)"
 prefect_ok=1
 bash deploy/prefect/start.sh || prefect_ok=0
 ls_ok=1
