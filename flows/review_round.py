@@ -82,7 +82,8 @@ def wait_for_people(reviews: Reviews) -> None:
     )
     if deployment.id:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
-        # A resumed run starts again from the top and re-reads every answer; if it is still not
+        # A resumed run starts again from the top and syncs the answers (only those new since the
+        # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not
         # complete (say one more annotator was asked for), it suspends again. Keys already
         # answered return their stored input at once, so a person's accept_as_is is honoured.
         for attempt in range(MAX_SUSPENDS):
