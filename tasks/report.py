@@ -309,7 +309,8 @@ def draw_report(
             ax.hist(q, bins=40, range=(0, 1), alpha=0.7, color=colour, label=f"{name} ({len(q)})")
     ax.set_title("label quality of items that came with a label")
     ax.set_xlabel("cleanlab label quality (consensus quality after review)")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
 
     ax = axes[1, 1]
     for cls, curve in curves.items():
