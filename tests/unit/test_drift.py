@@ -121,3 +121,59 @@ def test_older_version_without_input_statistics_skips_that_comparison():
     )
     assert "skipped" in result["inputs"] and not result["drifted"]
     assert summarise(np.arange(10.0))["counts"] == [1] * 10
+
+
+def _spec(**validation):
+    from labelgate.spec import parse_spec
+    from tests.unit.test_spec import BASE
+
+    return parse_spec({**BASE, "schema": {"classes": CLASSES}, "validation": validation})
+
+
+def _dataset(texts, classes=CLASSES):
+    from tasks.ingest import Dataset
+
+    n = len(texts)
+    return Dataset(
+        ids=np.array([f"i{i}" for i in range(n)], dtype=object),
+        X=np.asarray(texts, dtype=object),
+        given=np.full(n, -1),
+        classes=list(classes),
+        kind="text",
+        fingerprint="f",
+        source="s",
+    )
+
+
+def test_drift_stage_widens_the_audit_and_drops_pooled_thresholds_only_when_drifted():
+    from tasks.drift import drift_report, review_spec
+
+    rows, texts = _previous()
+    spec = _spec()
+    dataset = _dataset(texts)
+    probs = np.full((len(texts), 3), 0.1)
+    probs[:, 0] = 0.8  # every item now predicted 'a'
+    first = drift_report(
+        spec, dataset, probs, previous_rows=None, previous_lineage=None, previous_version=None
+    )
+    assert first["skipped"] == "no previous version of this label set" and not first["drifted"]
+    assert set(first["input_stats"]) == {"text_chars", "text_words"}
+    assert review_spec(spec, first) is spec
+
+    lineage = {"drift": {"input_stats": first["input_stats"]}}
+    after = drift_report(
+        spec, dataset, probs, previous_rows=rows, previous_lineage=lineage, previous_version=0
+    )
+    assert after["drifted"] and after["class"]["drifted"] and not after["inputs"]["drifted"]
+    assert after["audit_share"] == 0.2 and after["allow_pooled_thresholds"] is False
+    assert review_spec(spec, after).review.audit_share == 0.2 and spec.review.audit_share == 0.05
+
+    off = drift_report(
+        _spec(drift={"enabled": False}),
+        dataset,
+        probs,
+        previous_rows=rows,
+        previous_lineage=lineage,
+        previous_version=0,
+    )
+    assert off["skipped"] == "validation.drift.enabled is false" and not off["drifted"]
