@@ -269,6 +269,19 @@ def outliers(
     )
 
 
+_ASCII_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
+def _distinct_alnum(text: str, enough: int) -> int:
+    """Distinct letters and digits in ``text`` (case-folded), counted exactly only when the
+    ASCII ones alone are fewer than ``enough`` (set operations in C first: fast on long texts)."""
+    chars = set(text.lower())
+    ascii_count = len(chars & _ASCII_ALNUM)
+    if ascii_count >= enough:
+        return ascii_count
+    return sum(ch.isalnum() for ch in chars)
+
+
 @screening_checks.register("degenerate_inputs")
 def degenerate_inputs(
     ids: np.ndarray, X: np.ndarray, labels: np.ndarray, *, kind: str, min_distinct_chars: int = 2
@@ -277,7 +290,7 @@ def degenerate_inputs(
     digits ("", "!!!", "aaaa"); tabular: every feature the same value (e.g. an all-zero row)."""
     if kind == "text":
         flagged = [
-            i for i, t in enumerate(X) if sum(ch.isalnum() for ch in set(str(t).lower())) < min_distinct_chars
+            i for i, t in enumerate(X) if _distinct_alnum(str(t), min_distinct_chars) < min_distinct_chars
         ]
         why = f"degenerate input: fewer than {min_distinct_chars} distinct letters or digits"
     else:
@@ -363,6 +376,17 @@ PERSONAL_DATA_KINDS: dict[str, Callable[[str], list[tuple[int, int]]]] = {
 """Kinds of personal data that :func:`personal_data` finds (plus ``phone``)."""
 
 
+def _maybe_personal(X: np.ndarray) -> np.ndarray:
+    """(n,) bool: texts with an '@', a run of 9 digits or an IBAN start — a cheap pre-filter
+    (vectorised with Arrow's regular expressions when pyarrow is there) before the exact patterns."""
+    texts = pd.Series(X, dtype=object).astype(str)
+    try:
+        arrow = texts.astype("string[pyarrow]")
+        return arrow.str.contains(_MAYBE_PERSONAL.pattern, regex=True).to_numpy(dtype=bool)
+    except (ImportError, TypeError, ValueError):
+        return np.array([bool(_MAYBE_PERSONAL.search(t)) for t in texts], dtype=bool)
+
+
 def find_personal_data(text: str, *, kinds: Sequence[str] = ("email", "phone", "card", "iban")) -> list[str]:
     """``["email at 10-29", ...]``: each kind found in ``text`` and its character span.
 
@@ -404,9 +428,8 @@ def personal_data(
     if kind != "text":
         return findings([], [])
     out_ids, reasons = [], []
-    for item, text in zip(ids, X, strict=True):
-        if not _MAYBE_PERSONAL.search(str(text)):  # cheap pre-filter: no '@', digit run or IBAN start
-            continue
+    for i in np.flatnonzero(_maybe_personal(X)):
+        item, text = ids[i], X[i]
         found = find_personal_data(text, kinds=kinds)
         if found:
             out_ids.append(item)
