@@ -15,10 +15,10 @@ The spec decides what a finding does (``quarantine``, ``block`` or ``report``); 
 
 Near-duplicates and outliers compare items with their nearest neighbours (scikit-learn
 ``NearestNeighbors``, brute force on TF-IDF for text), which costs O(n^2): they are opt-in and
-meant for sets up to some tens of thousands of items. cleanlab's ``Datalab`` has the same issue
-types but builds a full kNN graph plus its other issue managers, which was slower here for the
-same answer; its near-duplicate rule (distance far below the median neighbour distance) is the
-rule :func:`near_duplicates` uses for tabular data.
+meant for sets up to some tens of thousands of items. cleanlab's ``Datalab`` has near-duplicate
+and outlier issue types, but it needs the ``cleanlab[datalab]`` extra (Hugging Face ``datasets``),
+which is not a dependency here; its near-duplicate rule (a neighbour far closer than the median
+neighbour distance) is the rule :func:`near_duplicates` uses for tabular data.
 """
 
 from __future__ import annotations
