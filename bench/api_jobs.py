@@ -1,8 +1,10 @@
 """Job submission through the HTTP API: 200 small jobs, against calling the flow directly.
 
-Set-up (real parts, started here and stopped at the end): the Prefect server of
-``deploy/prefect/start.sh`` (reused if it runs), a process worker from ``deploy/worker.sh`` on a
-queue of this run's (``--limit`` flow runs at once), and ``labelgate serve``. Each job labels the
+Set-up (real parts, started here and stopped at the end): a Prefect server of its own
+(``prefect server start`` on port 4310, SQLite in a temporary PREFECT_HOME, so no other work
+shares its database), a process worker from ``deploy/worker.sh`` on a queue of this run's
+(``--limit`` flow runs at once), and ``labelgate serve``. The client retries a submission that
+times out with the same ``Idempotency-Key``, as a real client would; retries are counted. Each job labels the
 same small tabular file (iris, 150 rows, 20% of labels hidden) into a label set of its own.
 
 Measured:
@@ -43,7 +45,54 @@ from bench.noise_detection import machine
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "api_jobs.md"
-PREFECT_API = f"http://127.0.0.1:{os.environ.get('PREFECT_PORT', '4200')}/api"
+PREFECT_PORT = 4310
+PREFECT_API = f"http://127.0.0.1:{PREFECT_PORT}/api"
+
+
+def start_prefect(folder: Path) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(folder / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    env.pop("PREFECT_API_URL", None)
+    server = subprocess.Popen(
+        [
+            str(REPO / ".venv/bin/prefect"),
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(PREFECT_PORT),
+        ],
+        env=env,
+        stdout=(folder / "prefect.log").open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    for _ in range(240):
+        try:
+            if httpx.get(f"{PREFECT_API}/health", trust_env=False).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"the Prefect server did not start; see {folder / 'prefect.log'}")
+
+
+def submit(client: httpx.Client, body: dict, key: str) -> tuple[httpx.Response, int]:
+    """POST /jobs, retried with the same key on a timeout or a 5xx; returns (answer, retries)."""
+    for attempt in range(6):
+        try:
+            answer = client.post("/jobs", json=body, headers={"Idempotency-Key": key})
+        except httpx.TimeoutException:
+            continue
+        if answer.status_code < 500:
+            answer.raise_for_status()
+            return answer, attempt
+        time.sleep(2)
+    raise RuntimeError(f"submission {key} failed 6 times")
 
 
 def write_data(folder: Path) -> str:
@@ -158,7 +207,7 @@ def main() -> None:
 
     folder = Path(tempfile.mkdtemp(prefix="bench-api-"))
     path = write_data(folder / "data")
-    subprocess.run(["bash", "deploy/prefect/start.sh"], cwd=REPO, check=True)
+    prefect = start_prefect(folder)
     print(f"direct reference: {args.direct} jobs in one process ...", flush=True)
     direct_before = run_direct(folder / "before", path, args.direct)
     print(f"  {direct_before:.2f} s per job", flush=True)
@@ -166,15 +215,15 @@ def main() -> None:
     env, api, url, auth = start_stack(folder, args.limit)
     try:
         client = httpx.Client(base_url=url, headers=auth, timeout=60, trust_env=False)
-        submitted, latency, keys = {}, [], {}
+        submitted, latency, keys, retries = {}, [], {}, 0
         run = f"bench-{uuid.uuid4().hex[:8]}"  # idempotency keys of this run only
         first = time.time()
         for i in range(args.jobs):
             key = f"{run}-{i}"
             t0 = time.perf_counter()
-            answer = client.post("/jobs", json=spec(path, f"{run}-{i:03d}"), headers={"Idempotency-Key": key})
+            answer, again = submit(client, spec(path, f"{run}-{i:03d}"), key)
+            retries += again
             latency.append(time.perf_counter() - t0)
-            answer.raise_for_status()
             submitted[answer.json()["id"]] = time.time()
             keys[key] = answer.json()["id"]
         sample = range(0, args.jobs, max(1, args.jobs // 20))
@@ -209,12 +258,15 @@ def main() -> None:
             for i in range(args.jobs)
         )
         versions = [len(client.get(f"/label-sets/{run}-{i:03d}/versions").json()) for i in range(args.jobs)]
-    finally:
         api.terminate()
         subprocess.run(["bash", "deploy/worker-stop.sh"], cwd=REPO, env=env, check=False)
+        # the reference again after the API run, so a change in the machine's load shows
+        direct_after = run_direct(folder / "after", path, args.direct)
+    finally:
+        api.terminate()
+        os.killpg(prefect.pid, 15)
+        subprocess.run(["bash", "deploy/worker-stop.sh"], cwd=REPO, env=env, check=False)
 
-    # the reference again after the API run, so a change in the machine's load shows
-    direct_after = run_direct(folder / "after", path, args.direct)
     direct = (direct_before + direct_after) / 2
     per_job = total / args.jobs
     both = f"{direct_before:.2f} / {direct_after:.2f}"
@@ -224,7 +276,7 @@ def main() -> None:
 
 Command: `.venv/bin/python -m bench.api_jobs --jobs {args.jobs} --direct {args.direct} --limit {args.limit}`
 Machine: {machine()}, {dt.date.today().isoformat()}. Prefect server on SQLite
-(`deploy/prefect/start.sh`), one process worker running at most {args.limit} flow runs at once, the
+of its own, one process worker running at most {args.limit} flow runs at once, the
 API under `labelgate serve`. Each job: iris (150 rows, 4 features, 20% unlabeled), review none.
 
 | measure | value |
@@ -232,6 +284,7 @@ API under `labelgate serve`. Each job: iris (150 rows, 4 features, 20% unlabeled
 | jobs submitted | {args.jobs} |
 | submit latency p50 | {np.percentile(lat, 50):.0f} ms |
 | submit latency p99 | {np.percentile(lat, 99):.0f} ms |
+| submissions retried after a timeout (same key) | {retries} |
 | wait from submission to start, p50 | {np.percentile(waits, 50):.1f} s |
 | wait from submission to start, max | {max(waits):.1f} s |
 | jobs Completed | {completed} / {args.jobs} |
