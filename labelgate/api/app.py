@@ -9,8 +9,8 @@ Routes (OpenAPI at ``/openapi.json``, docs at ``/docs``):
 
 Status codes live here and in the routers only: 400 a spec path outside the data roots, 401/403
 auth, 404 an unknown job / label set / version, 409 a finished job to cancel or a reused
-idempotency key, 422 an invalid body (each error with its field path in ``loc``), 503 Prefect
-unreachable or the deployment not applied.
+idempotency key, 422 an invalid body (each error with its field path in ``loc``), 502 Prefect
+refused the run, 503 Prefect unreachable or the deployment not applied.
 
 Run it: ``labelgate serve`` (or ``uvicorn --factory labelgate.api:create_app``).
 """
@@ -64,9 +64,20 @@ def create_app(*, check_project: Callable[[int], Any] | None = None) -> FastAPI:
         return JSONResponse({"detail": "the labeling deployment is not available"}, status_code=503)
 
     @app.exception_handler(httpx.HTTPError)
-    async def prefect_unreachable(request: Request, exc: httpx.HTTPError) -> JSONResponse:
-        # Prefect's client raises httpx errors (connection refused, timeouts, 5xx answers)
+    async def prefect_failed(request: Request, exc: httpx.HTTPError) -> JSONResponse:
+        # Prefect's client raises httpx errors: connection refused, timeouts, error answers
         logger.error("Prefect API call failed: %s: %s", type(exc).__name__, exc)
+        response = getattr(exc, "response", None)
+        if response is not None and 400 <= response.status_code < 500:
+            # Prefect refused the request itself, e.g. parameters that do not fit the applied
+            # deployment's schema (a deployment applied from older code)
+            return JSONResponse(
+                {
+                    "detail": f"the orchestrator (Prefect) refused the run ({response.status_code}); "
+                    "re-apply the deployments (deploy/worker.sh) if the spec model changed"
+                },
+                status_code=502,
+            )
         return JSONResponse({"detail": "the orchestrator (Prefect) is unreachable"}, status_code=503)
 
     return app

@@ -256,3 +256,18 @@ def test_unknown_sets_and_versions_get_404_without_the_store_path(client, two_ve
         response = client.get(path, headers=auth(READ))
         assert response.status_code == 404, path
         assert str(isolated_store) not in response.text
+
+
+def test_a_run_prefect_refuses_gets_502_not_unreachable(client, monkeypatch):
+    import httpx
+
+    from labelgate.api import job_runs
+
+    async def refused(*args, **kwargs):
+        request = httpx.Request("POST", "http://prefect/api/deployments/x/create_flow_run")
+        raise httpx.HTTPStatusError("409", request=request, response=httpx.Response(409, request=request))
+
+    monkeypatch.setattr(job_runs, "submit_job", refused)
+    response = client.post("/jobs", json=spec_body(), headers=auth(SUBMIT))
+    assert response.status_code == 502
+    assert "refused the run (409)" in response.json()["detail"]
