@@ -19,6 +19,7 @@ from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.ingest import Dataset
+from tasks.publish import run_key
 from validators.drift import compare_runs, input_columns, input_statistics
 
 
@@ -67,6 +68,19 @@ def drift_report(
     return out
 
 
+def comparison_base(store: LabelStore, name: str, *, run_key: str):
+    """``(version, rows, lineage)`` of the newest version of ``name`` made by another run than
+    ``run_key`` (versions of this very run are skipped back through their parents), or
+    ``(None, None, None)`` when there is none."""
+    version = store.latest_version(name)
+    while version is not None:
+        lineage = store.lineage(name, version)
+        if lineage.get("run_key") != run_key:
+            return version, store.read(name, version), lineage
+        version = lineage.get("parent_version")
+    return None, None, None
+
+
 def review_spec(spec: LabelingJobSpec, drift: dict[str, Any]) -> LabelingJobSpec:
     """The spec the review round uses: the audit share that drift asks for."""
     if drift["audit_share"] == spec.review.audit_share:
@@ -81,14 +95,11 @@ def review_spec(spec: LabelingJobSpec, drift: dict[str, Any]) -> LabelingJobSpec
 
 @task(name="drift", on_completion=[stage_finished])
 def check_drift(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray) -> dict[str, Any]:
-    """Compare with the latest published version of ``spec.output.label_set``."""
-    store = LabelStore()
+    """Compare with the latest published version of ``spec.output.label_set`` that another run
+    made: a rerun of the same job on the same data (same run key) compares with what the first
+    run compared with, so it makes the same decisions and publishes nothing new."""
     name = spec.output.label_set
-    version = store.latest_version(name)
-    rows = lineage = None
-    if version is not None:
-        rows = store.read(name, version)
-        lineage = store.lineage(name, version)
+    version, rows, lineage = comparison_base(LabelStore(), name, run_key=run_key(spec, dataset))
     out = drift_report(
         spec, dataset, pred_probs, previous_rows=rows, previous_lineage=lineage, previous_version=version
     )

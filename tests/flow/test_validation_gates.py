@@ -197,3 +197,7 @@ def test_screening_drift_and_unverified_machine_labels_show_in_lineage_and_repor
         assert heading in report
     assert "Machine labels: **unverified**" in report and "**Drift found: class distribution" in report
     assert "| personal_data | quarantine | 1 | quarantined" in report
+
+    # a rerun compares with version 0 again (not with its own version 1): same decisions, no new version
+    again = labeling_job(spec)
+    assert (again.version, again.created) == (1, False)

@@ -177,3 +177,29 @@ def test_drift_stage_widens_the_audit_and_drops_pooled_thresholds_only_when_drif
         previous_version=0,
     )
     assert off["skipped"] == "validation.drift.enabled is false" and not off["drifted"]
+
+
+def test_a_rerun_compares_with_what_the_first_run_compared_with():
+    from labelgate.store import LabelStore
+    from tasks.drift import comparison_base
+
+    store = LabelStore()
+    rows = pd.DataFrame(
+        {
+            "item_id": ["x", "y"],
+            "label": "a",
+            "status": "accepted",
+            "source": "given",
+            "quality": 0.9,
+            "confidence": 0.9,
+            "given_label": "a",
+            "predicted_label": "a",
+            "reason": "r",
+        }
+    )
+    assert comparison_base(store, "set", run_key="mine") == (None, None, None)
+    store.publish("set", rows, lineage={"run_key": "earlier"})
+    store.publish("set", rows.assign(label="b"), lineage={"run_key": "mine"})
+    version, previous, lineage = comparison_base(store, "set", run_key="mine")
+    assert version == 0 and lineage["run_key"] == "earlier" and (previous["label"] == "a").all()
+    assert comparison_base(store, "set", run_key="someone else")[0] == 1
