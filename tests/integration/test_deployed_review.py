@@ -10,16 +10,11 @@ what the deployed run published.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import numpy as np
@@ -35,26 +30,13 @@ from labelgate.spec import LabelingJobSpec, load_spec
 from labelgate.store import LabelStore
 from tasks.review import project_title
 from tests.conftest import make_text_frame, write_job
-from tests.integration.conftest import REPO_ROOT
+from tests.integration.stack import labelgate_api, process_worker, tail, wait_for
 
 pytestmark = pytest.mark.integration
 
-POOL = "labelgate-process"
 CLASSES = ["sports", "food", "tech"]
 K = 2  # answers per item
 BOTS = [{"accuracy": 1.0, "seed": 1}, {"accuracy": 1.0, "seed": 2}]  # agree: no extra annotator
-
-
-def _wait_for(what: str, check: Callable[[], Any], *, timeout: float, every: float = 1.0) -> Any:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}", pytrace=False)
-        time.sleep(every)
 
 
 def _processes_of(flow_run_id: str) -> list[int]:
@@ -72,63 +54,23 @@ def _processes_of(flow_run_id: str) -> list[int]:
     return pids
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
-
-
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory, prefect_server, labelstudio_server) -> Iterator[dict]:
     """A process worker on its own queue, with a store of this module's; stopped at the end."""
     tmp_path = tmp_path_factory.mktemp("deployed")
-    queue = f"test-{uuid.uuid4().hex[:8]}"
     env = dict(os.environ)
     env.update(
-        PREFECT_API_URL=prefect_server,
-        PREFECT_WORKER_QUERY_SECONDS="2",  # pick runs (and resumed runs) up quickly
         LABELGATE_STORE=str(tmp_path / "store"),
         LABELGATE_RUNS_DIR=str(tmp_path / "runs"),
         LABEL_STUDIO_URL=labelstudio_server.url,
         LABEL_STUDIO_API_KEY=labelstudio_server.api_key,
-        LABELGATE_WORKER_STATE=str(tmp_path / "worker"),
-        LABELGATE_WORK_QUEUE=queue,
     )
     for name in ("LABELGATE_API_URL", "LABELGATE_WEBHOOK_SECRET"):
         env.pop(name, None)  # no receiver here: the sync resumes the run
-    with (
-        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
-        get_client(sync_client=True) as client,
-    ):
-        started = time.monotonic()
-        result = subprocess.run(
-            ["bash", "deploy/worker.sh"],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-        assert result.returncode == 0, result.stdout + result.stderr
-        client.create_work_queue(queue, work_pool_name=POOL)
+    started = time.monotonic()
+    with process_worker(tmp_path, env, prefect_server) as running:
         print(f"worker.sh (deploy + worker start): {time.monotonic() - started:.1f} s")
-        try:
-            yield {
-                "queue": queue,
-                "store": tmp_path / "store",
-                "log": tmp_path / "worker" / "worker.log",
-                "pid": int((tmp_path / "worker" / "worker.pid").read_text()),
-            }
-        finally:
-            subprocess.run(["bash", "deploy/worker-stop.sh"], cwd=REPO_ROOT, env=env, timeout=60, check=False)
-            # best effort: an empty queue left behind harms nothing
-            with contextlib.suppress(Exception):
-                client.delete_work_queue_by_id(client.read_work_queue_by_name(queue, work_pool_name=POOL).id)
+        yield {**running, "store": tmp_path / "store"}
 
 
 def _text_job(folder: Path) -> tuple[dict, str, dict[str, str]]:
@@ -171,7 +113,7 @@ class DeployedJob:
     def fail_if_final(self, state) -> None:
         if state.is_final():
             pytest.fail(
-                f"flow run ended {state.name}: {state.message}\n{_tail(self.worker['log'])}", pytrace=False
+                f"flow run ended {state.name}: {state.message}\n{tail(self.worker['log'])}", pytrace=False
             )
 
     def submit_and_wait_until_suspended(self) -> None:
@@ -189,11 +131,11 @@ class DeployedJob:
             self.fail_if_final(state)
             return state.is_paused() and state.name == "Suspended"
 
-        _wait_for("the job to suspend", suspended, timeout=150)
+        wait_for("the job to suspend", suspended, timeout=150)
         self.timings["submit -> suspended"] = time.monotonic() - started
 
         # no process is held for the waiting run: the worker's child process has exited
-        _wait_for("the run's process to exit", lambda: not _processes_of(str(self.run.id)), timeout=30)
+        wait_for("the run's process to exit", lambda: not _processes_of(str(self.run.id)), timeout=30)
         assert os.path.exists(f"/proc/{self.worker['pid']}")  # while the worker itself goes on
         assert str(self.run.id) in {str(j.flow_run_id) for j in suspended_labeling_runs()}
 
@@ -222,7 +164,7 @@ class DeployedJob:
                 self.fail_if_final(state)
             return state.is_completed()
 
-        _wait_for("the resumed job to complete", completed, timeout=150)
+        wait_for("the resumed job to complete", completed, timeout=150)
         self.timings[f"{what} -> job completed"] = time.monotonic() - since
 
     def check_published_once(self) -> None:
@@ -269,8 +211,8 @@ def test_deployed_job_suspends_without_a_process_and_the_sync_resumes_it(deploye
         state = job.state(sync.id)
         return state if state.is_final() else None
 
-    sync_state = _wait_for("the review-sync run", sync_done, timeout=120)
-    assert sync_state.is_completed(), f"{sync_state.message}\n{_tail(worker['log'])}"
+    sync_state = wait_for("the review-sync run", sync_done, timeout=120)
+    assert sync_state.is_completed(), f"{sync_state.message}\n{tail(worker['log'])}"
     job.wait_until_completed(started, "sync run")
     job.check_published_once()
 
@@ -303,48 +245,17 @@ def test_a_webhook_event_resumes_a_deployed_job_once_its_batch_is_complete(deplo
 
 @pytest.fixture
 def receiver(tmp_path, prefect_server, labelstudio_server) -> Iterator[dict]:
-    """The labelgate API under uvicorn on a free loopback port, with a webhook secret."""
+    """The labelgate API (``labelgate serve``) on a free loopback port, with a webhook secret."""
     secret = uuid.uuid4().hex
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(
-        PREFECT_API_URL=prefect_server,
-        LABEL_STUDIO_URL=labelstudio_server.url,
-        LABEL_STUDIO_API_KEY=labelstudio_server.api_key,
-        LABELGATE_WEBHOOK_SECRET=secret,
-    )
+    env = {
+        "PREFECT_API_URL": prefect_server,
+        "LABEL_STUDIO_URL": labelstudio_server.url,
+        "LABEL_STUDIO_API_KEY": labelstudio_server.api_key,
+        "LABELGATE_WEBHOOK_SECRET": secret,
+    }
     log = tmp_path / "api.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "--factory", "labelgate.api:create_app"),
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "info"),
-            ],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-
-        def up():
-            if proc.poll() is not None:
-                pytest.fail(f"uvicorn exited with {proc.returncode}\n{_tail(log)}", pytrace=False)
-            try:
-                return httpx.get(f"{url}/health", timeout=2, trust_env=False).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        _wait_for("the API to answer /health", up, timeout=60, every=0.3)
+    with labelgate_api(log, env) as url:
         yield {"url": url, "secret": secret, "log": log}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 def test_webhook_receiver_checks_the_shared_secret(receiver, labelstudio_server):
