@@ -282,8 +282,9 @@ def _lineage_block(name: str, version: int, data: dict) -> list[str]:
         )
     models = data.get("models") or {}
     lines.append(
-        f"  models:      {data.get('model_version')} "
-        + (", ".join(f"{k}: {v}" for k, v in models.items()) if models else "")
+        f"  models:      {data.get('model_version')}"
+        + (f" ({', '.join(models)})" if models else "")
+        + (f" at {data['model_uri']}" if data.get("model_uri") else "")
     )
     thresholds = data.get("thresholds") or {}
     if thresholds:

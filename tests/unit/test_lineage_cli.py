@@ -62,7 +62,7 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "second-job",
         "shelter photos · CC-BY-4.0",
         "vet notes · CC0-1.0 · uses training · expires 2030-01-01",
-        "m2 text: tfidf+sgd",
+        "m2 (text)",
         "cat 0.930 (class)",
         "machine labels: unverified",
         "personal_data: 2 found, quarantine",
