@@ -54,6 +54,8 @@ bench: setup
 	$(BIN)/python -m bench.noise_detection
 	$(BIN)/python -m bench.labeling_cost
 	$(BIN)/python -m bench.speed --sizes 100000,1000000
+	$(BIN)/python -m bench.validation
+	$(BIN)/python -m bench.api_jobs --jobs 200
 
 # The local equivalent of deploy/docker-compose.yml, without Docker. Ports: PREFECT_PORT,
 # LABEL_STUDIO_PORT, LABELGATE_API_PORT; secrets and API tokens in var/secrets.env.
