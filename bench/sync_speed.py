@@ -10,10 +10,11 @@ prediction, against the running Label Studio (``LABEL_STUDIO_URL`` / ``LABEL_STU
 1. **Import with predictions.**
 
    - labelgate: ``LabelStudio.import_items`` (tasks and predictions together through the bulk
-     import endpoint, 500 per call, with its idempotence check per chunk), on all the tasks.
+     import endpoint, 500 per call; into an empty project it skips its per-chunk
+     idempotence look-up), on all the tasks.
    - naive: ``label_studio_sdk`` 2.1, one ``tasks.create`` per task plus one
      ``predictions.create`` per prediction. Run on ``--naive-sample`` tasks only (on 50k it
-     would take about an hour), and **extrapolated linearly** per task to the full size.
+     would take hours), and **extrapolated linearly** per task to the full size.
    - also, like for like: labelgate on the same sample size, and a rerun of labelgate's import
      of all tasks (nothing new: the idempotent path of a job restarted after a crash).
 
@@ -283,7 +284,8 @@ def report(out: dict[str, Any], args: argparse.Namespace, *, started: dt.datetim
         "every timing is noisier than on an idle one, naive and labelgate alike)",
         f"- data: {n:,} short texts, 5 classes, one prediction (class, score, model version) per task",
         "- labelgate import: `LabelStudio.import_items`, tasks with their predictions through "
-        "`POST /api/projects/{id}/import`, 500 per call, one idempotence check per chunk",
+        "`POST /api/projects/{id}/import`, 500 per call (into an empty project, so without the "
+        "per-chunk idempotence look-up; the rerun below has it)",
         "- naive import: `label_studio_sdk` `tasks.create` per task + `predictions.create` per "
         f"prediction, timed on {m:,} tasks and **extrapolated linearly** to {n:,} "
         f"({per_task * 1000:.1f} ms per task; a growing project may make the real figure higher)",
