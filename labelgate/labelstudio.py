@@ -241,13 +241,23 @@ class LabelStudio:
         return min(ids) if ids else None
 
     def project(self, project_id: int) -> dict[str, Any]:
-        """The project's ``id``, ``title``, ``created_at`` (ISO string, UTC) and ``task_number``.
+        """The project's ``id``, ``title``, ``created_at`` (ISO string, UTC), ``task_number``,
+        ``total_annotations_number`` (annotations that are not skips) and
+        ``skipped_annotations_number``.
 
         ``created_at`` tells a project apart from a later one that reuses its id (after a
         delete), see ``tasks.annotation_sync.mirror_key``.
         """
         project = self._json("GET", f"/api/projects/{project_id}/")
-        return {key: project.get(key) for key in ("id", "title", "created_at", "task_number")}
+        keys = (
+            "id",
+            "title",
+            "created_at",
+            "task_number",
+            "total_annotations_number",
+            "skipped_annotations_number",
+        )
+        return {key: project.get(key) for key in keys}
 
     def delete_project(self, project_id: int) -> None:
         """Delete a project with its tasks and annotations (cannot be undone)."""

@@ -287,17 +287,20 @@ class LabelStore:
         frame = frame.drop_duplicates("annotation_id", keep="last").reset_index(drop=True)
         return frame, cursor
 
-    def save_annotation_mirror(self, key: str, annotations: pd.DataFrame, *, cursor: int) -> int:
+    def save_annotation_mirror(
+        self, key: str, annotations: pd.DataFrame, *, cursor: int, replace: bool = False
+    ) -> int:
         """Upsert ``annotations`` into the mirror of ``key`` and record ``cursor``, in one commit.
 
         A row replaces the stored row of its ``annotation_id`` only when its ``updated_at`` is
         newer, so an old copy that comes late never overwrites a newer one, and the same rows
         written twice change nothing. The cursor goes into the same Delta commit as the rows,
         so a crash can never leave a cursor ahead of its rows; with no rows, the commit only
-        moves the cursor. A writer whose commit conflicts with another's merges again. Two
-        merges that only insert can both commit the same new row (Delta lets appends through),
-        so ``annotation_mirror`` keeps the newest copy of each id. Returns the rows inserted or
-        updated.
+        moves the cursor. ``replace=True`` overwrites the mirror with ``annotations`` (a full
+        re-read, after annotations were deleted in Label Studio). A writer whose commit
+        conflicts with another's merges again. Two merges that only insert can both commit the
+        same new row (Delta lets appends through), so ``annotation_mirror`` keeps the newest
+        copy of each id. Returns the rows inserted or updated.
         """
         table = pa.Table.from_pandas(
             annotations[ANNOTATION_SCHEMA.names], schema=ANNOTATION_SCHEMA, preserve_index=False
@@ -307,6 +310,16 @@ class LabelStore:
         options = self.storage_options or None
         for attempt in range(_COMMIT_ATTEMPTS):
             try:
+                if replace:
+                    write_deltalake(
+                        uri,
+                        table,
+                        mode="overwrite",
+                        schema_mode="overwrite",
+                        storage_options=options,
+                        commit_properties=commit,
+                    )
+                    return table.num_rows
                 try:
                     mirror = DeltaTable(uri, storage_options=options)
                 except TableNotFoundError:

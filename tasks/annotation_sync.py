@@ -23,9 +23,13 @@ commit became visible, and the upsert makes the re-read rows count once. So:
 - a sync that crashes before its commit leaves the old cursor, so the next one reads the same
   annotations again.
 
-Deleted annotations stay in the mirror (Label Studio reports no deletions to an incremental
-read). The mirror is keyed by server, project id and the project's creation time
-(``mirror_key``), so a project that reuses a deleted project's id starts afresh.
+Deleted annotations: an incremental read cannot see them, so after each sync the project's own
+count of annotations (skips included, asked after the read) is compared with the mirror's; when
+Label Studio holds fewer, some were deleted, and the project is read again in full and replaces
+the mirror. (A deletion and a new answer between two syncs balance out in that count; the
+deletion is then noticed at a later sync.) The mirror is keyed by server, project id and the
+project's creation time (``mirror_key``), so a project that reuses a deleted project's id starts
+afresh.
 """
 
 from __future__ import annotations
@@ -131,9 +135,27 @@ def sync_annotations(client: Any, store: Any, project_id: int, *, classes: Seque
     cursor_after = next_cursor(cursor, fresh.attrs["cursor"])
     if not changed.empty or cursor_after > cursor:
         store.save_annotation_mirror(key, changed, cursor=cursor_after)
-    merged = reclassify(_normalise(merge_annotations(known, changed)), classes)
-    merged.attrs.update(read=len(fresh), changed=len(changed))
+    merged = merge_annotations(known, changed)
+    read, resynced = len(fresh), False
+    if len(merged) > held_annotations(client.project(project_id)):
+        # asked after the read, Label Studio holds fewer answers than the mirror: some were
+        # deleted. Read them all again and replace the mirror.
+        everything = client.fetch_annotations(project_id, classes=classes, settle=-READ_AHEAD)
+        merged = _latest(everything)
+        store.save_annotation_mirror(
+            key, merged, cursor=next_cursor(0, everything.attrs["cursor"]), replace=True
+        )
+        read, resynced = read + len(merged), True
+    merged = reclassify(_normalise(merged), classes)
+    merged.attrs.update(read=read, changed=len(changed), resynced=resynced)
     return merged
+
+
+def held_annotations(project: dict[str, Any]) -> int:
+    """How many annotations a project holds, skips included (``LabelStudio.project``)."""
+    return int(project.get("total_annotations_number") or 0) + int(
+        project.get("skipped_annotations_number") or 0
+    )
 
 
 def _latest(frame: pd.DataFrame) -> pd.DataFrame:

@@ -89,3 +89,14 @@ def test_each_sync_reads_only_new_and_edited_answers_and_counts_each_once(ls, tm
     assert third.attrs["changed"] == 0 and len(third) == 12
     fourth = sync_annotations(client, store, project, classes=CLASSES)
     assert fourth.attrs["read"] == 0 and fourth.equals(third)
+    # Label Studio's own count matched the mirror's all along: no full re-read so far
+    assert not any(f.attrs["resynced"] for f in (first, quiet, second, third, fourth))
+
+    gone = int(second["annotation_id"].iloc[-1])  # a labeler deletes an answer
+    httpx.delete(
+        f"{labelstudio_server.url}/api/annotations/{gone}/",
+        headers={"Authorization": f"Token {labelstudio_server.api_key}"},
+        timeout=30,
+    ).raise_for_status()
+    fifth = sync_annotations(client, store, project, classes=CLASSES)
+    assert fifth.attrs["resynced"] and len(fifth) == 11 and gone not in set(fifth["annotation_id"])

@@ -45,7 +45,14 @@ class FakeLabelStudio:
         self.created_at = "2026-11-30T00:00:00Z"
 
     def project(self, project_id: int) -> dict:
-        return {"id": project_id, "created_at": self.created_at}
+        held = [r for a, r in self.rows.items() if self.visible_at[a] <= self.now]
+        skips = sum(r["status"] == "skipped" for r in held)
+        return {
+            "id": project_id,
+            "created_at": self.created_at,
+            "total_annotations_number": len(held) - skips,
+            "skipped_annotations_number": skips,
+        }
 
     def annotate(self, annotation_id: int, item: str, label: str, *, at: int | None = None, visible=None):
         at = self.now if at is None else at
@@ -242,3 +249,17 @@ def test_answers_from_the_store_look_like_answers_from_label_studio(store):
         str(frame["annotator_id"].dtype) == "Int64"
         and str(frame["updated_at"].dtype) == "datetime64[us, UTC]"
     )
+
+
+def test_an_answer_deleted_in_label_studio_leaves_the_mirror(store):
+    ls = FakeLabelStudio()
+    for a in range(5):
+        ls.annotate(a, f"i{a}", "cat", at=ls.now - 10 * SECOND)
+    assert len(sync_annotations(ls, store, 7, classes=CLASSES)) == 5
+    ls.now += 10 * SECOND
+    del ls.rows[3]  # a labeler deleted it: no incremental read can see that
+    after = sync_annotations(ls, store, 7, classes=CLASSES)
+    assert after.attrs["resynced"] and sorted(after["annotation_id"]) == [0, 1, 2, 4]
+    ls.now += 10 * SECOND
+    again = sync_annotations(ls, store, 7, classes=CLASSES)
+    assert not again.attrs["resynced"] and again.attrs["read"] == 0 and len(again) == 4
