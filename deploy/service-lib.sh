@@ -41,3 +41,30 @@ service_log() {
         echo "---" >&2
     fi
 }
+
+# Succeed when GET $1 answers 200.
+http_ok() { [[ "$(http_status "$1")" == 200 ]]; }
+
+# wait_until_up NAME WHAT PID PID_FILE TIMEOUT CHECK...: run CHECK every half second until it
+# succeeds. If process PID exits first, or TIMEOUT seconds pass (then its process group is
+# stopped), say "NAME ... WHAT", remove PID_FILE, show the log (the caller's show_log) and exit 1.
+wait_until_up() {
+    local name="$1" what="$2" pid="$3" pid_file="$4" timeout="$5" started=${SECONDS}
+    shift 5
+    until "$@"; do
+        if ! kill -0 "${pid}" 2>/dev/null; then
+            echo "error: ${name} exited before it could ${what}" >&2
+            rm -f "${pid_file}"
+            show_log
+            exit 1
+        fi
+        if ((SECONDS - started >= timeout)); then
+            echo "error: ${name} did not ${what} within ${timeout} s; stopping it" >&2
+            kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
+            rm -f "${pid_file}"
+            show_log
+            exit 1
+        fi
+        sleep 0.5
+    done
+}

@@ -41,6 +41,8 @@ if [[ -z "${LABEL_STUDIO_API_KEY:-}" && -z "${LABELGATE_LABELSTUDIO_API_KEY:-}" 
     source "${repo_root}/deploy/secrets.sh"
 fi
 
+worker_started() { grep -q "started" "${log_file}" 2>/dev/null; }
+
 running_pid() { service_pid "${pid_file}" worker; }
 
 show_log() { service_log "${log_file}"; }
@@ -97,21 +99,6 @@ pid=$!
 echo "${pid}" >"${pid_file}"
 
 start=${SECONDS}
-until grep -q "started" "${log_file}" 2>/dev/null; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-        echo "error: the Prefect worker exited at start" >&2
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    if ((SECONDS - start >= timeout)); then
-        echo "error: the Prefect worker did not start within ${timeout} s; stopping it" >&2
-        kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    sleep 0.5
-done
+wait_until_up "the Prefect worker" "start" "${pid}" "${pid_file}" "${timeout}" worker_started
 echo "Prefect worker up (pid ${pid}) on pool ${pool}${LABELGATE_WORK_QUEUE:+, queue ${LABELGATE_WORK_QUEUE}}, log ${log_file}"
 echo "  label store of its runs: ${LABELGATE_STORE}"

@@ -87,20 +87,5 @@ else
 fi
 
 start=${SECONDS}
-until [[ "$(http_status "${url}/health")" == 200 ]]; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-        echo "error: the labelgate API exited before answering ${url}/health" >&2
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    if ((SECONDS - start >= timeout)); then
-        echo "error: the labelgate API did not answer ${url}/health within ${timeout} s; stopping it" >&2
-        kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    sleep 0.5
-done
+wait_until_up "the labelgate API" "answer ${url}/health" "${pid}" "${pid_file}" "${timeout}" http_ok "${url}/health"
 report_up "up after $((SECONDS - start)) s (pid ${pid})"

@@ -69,20 +69,5 @@ else
 fi
 
 start=${SECONDS}
-until [[ "$(http_status "${url}/api/health")" == 200 ]]; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-        echo "error: Prefect server exited before answering ${url}/api/health" >&2
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    if ((SECONDS - start >= timeout)); then
-        echo "error: Prefect server did not answer ${url}/api/health within ${timeout} s; stopping it" >&2
-        kill -TERM -- "-${pid}" 2>/dev/null || kill -TERM "${pid}" 2>/dev/null || true
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    sleep 1
-done
+wait_until_up "Prefect server" "answer ${url}/api/health" "${pid}" "${pid_file}" "${timeout}" http_ok "${url}/api/health"
 report_up "up after $((SECONDS - start)) s"
