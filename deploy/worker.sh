@@ -84,6 +84,35 @@ if [[ "${LABELGATE_SKIP_DEPLOY:-0}" != 1 ]]; then
     echo "applied deploy/prefect.yaml (labeling-job, review-sync every 2 min, reaudit nightly)"
 fi
 
+# While no worker ran, the scheduler kept making review-sync runs; they are now late, and a worker
+# would run every one of them (hundreds after a night). A missed backstop sync is worth nothing,
+# as the next one checks everything: cancel the late ones before the worker starts.
+"${repo_root}/.venv/bin/python" - <<'PY'
+from datetime import datetime, timedelta, timezone
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    DeploymentFilter, DeploymentFilterName, FlowRunFilter, FlowRunFilterExpectedStartTime,
+    FlowRunFilterState, FlowRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.states import Cancelled
+
+cutoff = datetime.now(timezone.utc) - timedelta(minutes=2)
+with get_client(sync_client=True) as client:
+    late = client.read_flow_runs(
+        deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["review-sync"])),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED])),
+            expected_start_time=FlowRunFilterExpectedStartTime(before_=cutoff),
+        ),
+    )
+    for run in late:
+        client.set_flow_run_state(run.id, Cancelled(message="late review-sync skipped at worker start"), force=True)
+    if late:
+        print(f"cancelled {len(late)} late review-sync run(s): the next sync checks everything")
+PY
+
 mkdir -p "${state_dir}"
 [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
 queue_args=()
