@@ -119,7 +119,7 @@ def label_events(
     events = pd.concat(frames, ignore_index=True)
     events["event_id"] = [
         hashlib.sha256(f"{key}|{i}|{s}".encode()).hexdigest()[:24]
-        for i, s in zip(events["item_id"], events["source"], strict=True)
+        for i, s in zip(events["item_id"].tolist(), events["source"].tolist(), strict=True)
     ]
     events["label_set"] = label_set
     events["job"] = job
