@@ -20,7 +20,7 @@ from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.ingest import Dataset
 from tasks.publish import run_key
-from validators.drift import compare_runs, input_columns, input_statistics
+from validators.drift import compare_runs, input_columns, summarise_inputs
 
 
 def drift_report(
@@ -37,7 +37,7 @@ def drift_report(
     feature_names = list(spec.dataset.feature_columns or [])
     inputs = input_columns(dataset.X, kind=dataset.kind, feature_names=feature_names or None)
     out: dict[str, Any] = {
-        "input_stats": input_statistics(dataset.X, kind=dataset.kind, feature_names=feature_names or None),
+        "input_stats": summarise_inputs(inputs),
         "compared_with": previous_version,
         "drifted": False,
         "reasons": [],

@@ -94,10 +94,14 @@ def input_statistics(
     X: np.ndarray, *, kind: str, feature_names: Sequence[str] | None = None, bins: int = PSI_BINS
 ) -> dict[str, dict[str, list[float]]]:
     """Decile summaries of every input statistic (:func:`input_columns`), for the lineage."""
-    return {
-        name: summarise(v, bins=bins)
-        for name, v in input_columns(X, kind=kind, feature_names=feature_names).items()
-    }
+    return summarise_inputs(input_columns(X, kind=kind, feature_names=feature_names), bins=bins)
+
+
+def summarise_inputs(
+    inputs: dict[str, np.ndarray], *, bins: int = PSI_BINS
+) -> dict[str, dict[str, list[float]]]:
+    """:func:`input_statistics` of columns already computed by :func:`input_columns`."""
+    return {name: summarise(v, bins=bins) for name, v in inputs.items()}
 
 
 def class_drift(
