@@ -265,23 +265,6 @@ def validation_sections(lineage: dict[str, Any]) -> list[str]:
     return lines
 
 
-PLOT_POINTS = 2000
-"""Most points drawn per threshold curve: a panel is ~500 pixels wide, and a curve has one point
-per distinct confidence (~20k per class at 100k items), which only slows the drawing."""
-
-
-def _plot_points(y: np.ndarray, *, most: int = PLOT_POINTS) -> np.ndarray:
-    """Indices of at most ``most`` + 2 points of a curve that keep its shape: the first, the last,
-    and the lowest and highest ``y`` of each of ``most // 2`` runs of consecutive points."""
-    n = len(y)
-    if n <= most:
-        return np.arange(n)
-    runs = np.array_split(np.arange(n), most // 2)
-    lows = [run[np.argmin(y[run])] for run in runs]
-    highs = [run[np.argmax(y[run])] for run in runs]
-    return np.unique(np.r_[0, lows, highs, n - 1])
-
-
 def draw_report(
     rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]], path: Path
 ) -> Path:
@@ -332,8 +315,7 @@ def draw_report(
     ax = axes[1, 1]
     for cls, curve in curves.items():
         if len(curve["coverage"]):
-            keep = _plot_points(curve["accuracy"])
-            ax.plot(curve["coverage"][keep], curve["accuracy"][keep], label=str(cls), lw=1)
+            ax.plot(curve["coverage"], curve["accuracy"], label=str(cls), lw=1)
     ax.set_xlabel("coverage (share of predictions accepted)")
     ax.set_ylabel("estimated accuracy")
     ax.set_title("threshold curves per class")

@@ -63,8 +63,8 @@ def normalise_text(text: str) -> str:
 
 
 def _exact_keys(X: np.ndarray, kind: str) -> pd.Series:
-    if kind == "text":  # normalise_text inlined: one call less per item
-        return pd.Series([" ".join(str(t).lower().split()) for t in X])
+    if kind == "text":
+        return pd.Series([normalise_text(t) for t in X])
     return pd.Series(
         pd.util.hash_pandas_object(pd.DataFrame(np.asarray(X, dtype=float)), index=False).to_numpy()
     )
