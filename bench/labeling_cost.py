@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
+from bench import write_results
 from bench.datasets import load_dataset
 from bench.noise_detection import machine
 from labelgate.bots import BotLabeler
@@ -541,11 +542,7 @@ def main(argv: list[str] | None = None) -> None:
         results.append((name, n, k, note, out))
     command = ("python -m bench.labeling_cost " + " ".join(sys.argv[1:])).strip()
     text = report(results, args.seed, policy, command)
-    sys.stdout.write(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    logger.info("wrote %s", out)
+    logger.info("wrote %s", write_results(text, args.out))
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bench import write_results
 from bench.datasets import DATASETS, load_dataset, pair_flip_noise
 from tasks.audit import audit_labels, audit_settings
 
@@ -184,11 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         [float(r) for r in args.rates.split(",")],
         [int(s) for s in args.seeds.split(",")],
     )
-    sys.stdout.write(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    logger.info("wrote %s", out)
+    logger.info("wrote %s", write_results(text, args.out))
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from bench import write_results
 from bench.datasets import load_dataset
 from bench.noise_detection import machine
 from tasks.gate import tune_thresholds
@@ -500,11 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         drift_seeds=args.drift_seeds,
         per_kind=args.per_kind,
     )
-    sys.stdout.write(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    logger.info("wrote %s", out)
+    logger.info("wrote %s", write_results(text, args.out))
 
 
 if __name__ == "__main__":
