@@ -160,7 +160,7 @@ def part_thresholds(
             else:
                 ok = tuned_met and means["tuned"]["human"] < means["fixed 0.95"]["human"]
                 why = "both meet it; tuned uses " + ("fewer" if ok else "more") + " human labels"
-            verdicts.append((name, f"{rate:.0%} {noise}, sample {sample}", ok, why))
+            verdicts.append((name, f"{rate:.0%} {noise}, sample {sample}", ok, why, rate))
             logger.info("thresholds %s @ %.0f%% %s: %s", name, rate * 100, noise, why)
     return lines, verdicts
 
@@ -422,7 +422,10 @@ def run(
     screening_lines = part_screening(data, seeds[0], per_kind)
 
     command = "python -m bench.validation " + " ".join(sys.argv[1:])
-    met = [v for v in verdicts if v[2]]
+    # the target is stated for 5-20% planted noise; the 0% rows are context
+    counted = [v for v in verdicts if v[4] > 0]
+    met = [v for v in counted if v[2]]
+    clean = [v for v in verdicts if v[4] == 0]
     text = "\n".join(
         [
             "# Validation gates: threshold tuning, drift, screening",
@@ -447,11 +450,16 @@ def run(
             *threshold_lines,
             "",
             f"Target (tuned meets the target where fixed misses it, or uses fewer human labels where both "
-            f"meet it): met in {len(met)} of {len(verdicts)} settings.",
+            f"meet it), over the planted-noise settings (5-20%): met in {len(met)} of {len(counted)}. "
+            f"Without planted noise (context, outside the target): tuned does as well or better in "
+            f"{sum(v[2] for v in clean)} of {len(clean)}.",
+            "",
+            "Tuned thresholds are certified by fixed-sequence testing (Wilson bound, Bonferroni across "
+            "classes); see `tasks/gate.py`.",
             "",
             *[
                 f"- {name} @ {noise}: {'met' if ok else '**missed**'} — {why}"
-                for name, noise, ok, why in verdicts
+                for name, noise, ok, why, _ in verdicts
             ],
             "",
             "## (b) Drift: share of runs flagged",

@@ -87,6 +87,9 @@ fi
 # While no worker ran, the scheduler kept making review-sync runs; they are now late, and a worker
 # would run every one of them (hundreds after a night). A missed backstop sync is worth nothing,
 # as the next one checks everything: cancel the late ones before the worker starts.
+# A review-sync run takes seconds; one still Running or Pending after 15 minutes lost its process
+# (a worker killed mid-run) and holds the deployment's only concurrency slot, so every later sync
+# would be cancelled and suspended jobs never resumed by the schedule: mark it Crashed.
 "${repo_root}/.venv/bin/python" - <<'PY'
 from datetime import datetime, timedelta, timezone
 
@@ -96,7 +99,7 @@ from prefect.client.schemas.filters import (
     FlowRunFilterState, FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Crashed
 
 cutoff = datetime.now(timezone.utc) - timedelta(minutes=2)
 with get_client(sync_client=True) as client:
@@ -111,6 +114,25 @@ with get_client(sync_client=True) as client:
         client.set_flow_run_state(run.id, Cancelled(message="late review-sync skipped at worker start"), force=True)
     if late:
         print(f"cancelled {len(late)} late review-sync run(s): the next sync checks everything")
+    stuck_since = datetime.now(timezone.utc) - timedelta(minutes=15)
+    stuck = [
+        run
+        for run in client.read_flow_runs(
+            deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["review-sync"])),
+            flow_run_filter=FlowRunFilter(
+                state=FlowRunFilterState(
+                    type=FlowRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+                ),
+            ),
+        )
+        if (run.state.timestamp or stuck_since) < stuck_since
+    ]
+    for run in stuck:
+        client.set_flow_run_state(
+            run.id, Crashed(message="review-sync run without a process (found at worker start)"), force=True
+        )
+    if stuck:
+        print(f"marked {len(stuck)} stuck review-sync run(s) Crashed: they held the sync's concurrency slot")
 PY
 
 mkdir -p "${state_dir}"

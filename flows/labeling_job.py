@@ -1,9 +1,11 @@
 """The labeling job, as one Prefect flow. It wires the stages and nothing else.
 
     spec ─► rights ─► ingest ─► screen ─► autolabel ─► audit ─► drift ─► gate ─► quarantine
-         ─► [review round] ─► machine-label gate ─► rights ─► publish ─► report
+         ─► [review round ─► machine-label gate ─► (second round for demoted labels)]
+         ─► rights ─► publish ─► report
 
-The review round (``flows/review_round.py``) runs when ``review.mode: labelstudio``.
+The review round (``flows/review_round.py``) runs when ``review.mode: labelstudio``; without it
+the machine-label gate reports the machine labels unverified.
 
 Each stage lives in ``tasks/<stage>.py``; the checks behind screen, drift and rights are pure
 functions in ``validators/``. A gate stops the job with an error (and nothing is published) on a
@@ -44,13 +46,14 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     thresholds = gate(spec, dataset, audited.pred_probs, allow_pooled=drift["allow_pooled_thresholds"])
     decided = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
     rows, kept_from_people = task(apply_screening, name="apply_screening")(decided, findings)
-    review, people = None, None
     if spec.review.mode == "labelstudio":
-        rows, review, people = review_round(
-            review_spec(spec, drift), dataset, rows, audited.pred_probs, machine.model_version
+        rows, review, people, machine_labels = reviewed_by_people(
+            review_spec(spec, drift), dataset, decided, rows, kept_from_people, audited, machine
         )
-    rows = pd.concat([rows, kept_from_people], ignore_index=True)
-    rows, machine_labels = machine_label_gate(spec, decided, rows, people)
+    else:
+        rows = pd.concat([rows, kept_from_people], ignore_index=True)
+        review, people = None, None
+        rows, machine_labels = machine_label_gate(spec, decided, rows, None)
     rights = check_publish_rights(spec)
     lineage = build_lineage(
         spec,
@@ -73,3 +76,23 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     published = publish(spec, rows, lineage, people)
     report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs))
     return published
+
+
+def reviewed_by_people(spec, dataset, decided, screened, kept_from_people, audited, machine):
+    """The review round, then the machine-label gate on its audit sample. When the gate finds the
+    machine labels under the target, the ones under its raised threshold go to people in a second
+    round of the same run (same project, same tasks kept), and the gate runs again on the answers."""
+    rows, review, people = review_round(spec, dataset, screened, audited.pred_probs, machine.model_version)
+    gated, verdict = machine_label_gate(
+        spec, decided, pd.concat([rows, kept_from_people], ignore_index=True), people
+    )
+    demoted = verdict.pop("demoted_ids", None)
+    if not demoted:
+        return gated, review, people, verdict
+    rows, review, people = review_round(
+        spec, dataset, screened, audited.pred_probs, machine.model_version, demoted=frozenset(demoted)
+    )
+    rows = pd.concat([rows, kept_from_people], ignore_index=True)
+    rows, verdict = machine_label_gate(spec, decided, rows, people, sent_to_people=len(demoted))
+    verdict.pop("demoted_ids", None)
+    return rows, review, people, verdict

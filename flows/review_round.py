@@ -16,6 +16,7 @@ from prefect.input import RunInput
 from prefect.runtime import deployment
 
 from labelgate.spec import LabelingJobSpec
+from tasks.gate import labels_needed
 from tasks.ingest import Dataset
 from tasks.review import (
     ReviewPending,
@@ -41,16 +42,30 @@ class ReviewDecision(RunInput):
 
 
 def review_round(
-    spec: LabelingJobSpec, dataset: Dataset, rows: pd.DataFrame, pred_probs: np.ndarray, model_version: str
+    spec: LabelingJobSpec,
+    dataset: Dataset,
+    rows: pd.DataFrame,
+    pred_probs: np.ndarray,
+    model_version: str,
+    *,
+    demoted: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, dict, Reviews]:
-    """Send, wait, fold in. Returns the reviewed rows, a summary for the lineage, the reviews."""
+    """Send, wait, fold in. Returns the reviewed rows, a summary for the lineage, the reviews.
+
+    demoted: machine labels the machine-label gate sent back; they join the items routed by the
+    first round (a second round: the first round's tasks and answers are reused, not repeated)."""
     gold = {}
     if spec.review.gold_path:
         gold = read_answers(
             spec.review.gold_path, dataset, column="label", id_column=spec.dataset.id_column, what="gold"
         )
     routed = task(route_items, name="route")(
-        rows, audit_share=spec.review.audit_share, seed=spec.autolabel.seed, gold_ids=set(gold)
+        rows,
+        audit_share=spec.review.audit_share,
+        seed=spec.autolabel.seed,
+        gold_ids=set(gold),
+        demoted_ids=demoted,
+        minimum_audit=labels_needed(spec.autolabel.target_accuracy),
     )
     project = send_to_review(spec, dataset, rows, routed, model_version)
     ids = list(dataset.ids)
@@ -66,12 +81,12 @@ def review_round(
             simulate_labelers(spec, dataset, project, more, answers_per_item=k + 1)
         reviews = collect_reviews(spec, project, routed, pred_probs, ids, required, gold=gold)
     if not reviews.complete:
-        wait_for_people(reviews)
+        wait_for_people(reviews, key=f"review-gate{len(demoted)}" if demoted else "review")
     reviewed, summary = apply_reviews(rows, reviews, gold=gold)
     return reviewed, summary, reviews
 
 
-def wait_for_people(reviews: Reviews) -> None:
+def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
     """Deployed runs suspend (no process is held) until the webhook receiver or the review-sync
     flow resumes them, or a person answers the form in the Prefect UI. A run started outside a
     deployment cannot be resumed, so it stops here and publishes nothing; rerunning the job
@@ -88,7 +103,7 @@ def wait_for_people(reviews: Reviews) -> None:
         # answered return their stored input at once, so a person's accept_as_is is honoured.
         for attempt in range(MAX_SUSPENDS):
             decision = suspend_flow_run(
-                wait_for_input=ReviewDecision, key=f"review-{reviews.done}-{attempt}", timeout=None
+                wait_for_input=ReviewDecision, key=f"{key}-{reviews.done}-{attempt}", timeout=None
             )
             if decision.accept_as_is:
                 return

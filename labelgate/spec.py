@@ -120,7 +120,8 @@ class ReviewSpec(_Strict):
         default=0.05,
         ge=0,
         le=1,
-        description="Share of auto-accepted machine labels sent to people to measure their accuracy.",
+        description="Share of auto-accepted machine labels sent to people to measure their accuracy "
+        "(at least as many as can verify autolabel.target_accuracy, 0.98: 189; 0 turns the audit off).",
     )
     gold_path: str | None = Field(
         default=None, description="CSV of items with known answers (id column, `label`), mixed in."
@@ -215,7 +216,8 @@ class ValidationSpec(_Strict):
         default="needs_review",
         description="When people's answers on the audit sample put the machine labels' accuracy "
         "(Wilson 95% lower bound) under autolabel.target_accuracy: 'needs_review' raises the "
-        "threshold and keeps the machine labels under it out of the accepted view; 'stop' "
+        "threshold and sends the machine labels under it to people in a second review round of "
+        "the same run (those still unanswered stay out of the accepted view); 'stop' "
         "publishes nothing.",
     )
 

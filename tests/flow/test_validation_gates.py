@@ -94,14 +94,17 @@ def test_blocking_screening_finding_stops_the_job_before_anything_is_published(t
     _assert_intact(before)
 
 
-def _fake_review(wrong_share):
-    """A review round whose people contradict ``wrong_share`` of the audited machine labels."""
+def _fake_review(wrong_share, calls=None):
+    """A review round whose people contradict ``wrong_share`` of the audited machine labels (and
+    confirm the machine labels a second round sends them). ``calls`` collects each call's routes."""
 
-    def review_round(spec, dataset, rows, pred_probs, model_version):
-        routed = route_items(rows, audit_share=spec.review.audit_share, seed=0)
-        routed = routed[routed["route"] == "audit_sample"].reset_index(drop=True)
+    def review_round(spec, dataset, rows, pred_probs, model_version, *, demoted=frozenset()):
+        routed = route_items(rows, audit_share=spec.review.audit_share, seed=0, demoted_ids=demoted)
+        routed = routed[routed["route"].isin(["audit_sample", "gate_demoted"])].reset_index(drop=True)
+        if calls is not None:
+            calls.append(routed["route"].value_counts().to_dict())
         rows = rows.copy().set_index("item_id", drop=False)
-        n_wrong = round(wrong_share * len(routed))
+        n_wrong = round(wrong_share * int((routed["route"] == "audit_sample").sum()))
         for k, item in enumerate(routed["item_id"]):
             label = rows.at[item, "label"]
             if k < n_wrong:
@@ -142,8 +145,9 @@ def test_machine_labels_people_find_wrong_stop_the_publish_when_the_spec_says_st
     _assert_intact(before)
 
 
-def test_machine_labels_people_find_wrong_leave_the_accepted_view_by_default(tmp_path, monkeypatch):
-    monkeypatch.setattr(flows.labeling_job, "review_round", _fake_review(0.5))
+def test_machine_labels_people_find_wrong_go_to_people_in_a_second_round_by_default(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(flows.labeling_job, "review_round", _fake_review(0.5, calls))
     spec = load_spec(
         write_job(
             tmp_path / "job",
@@ -155,13 +159,18 @@ def test_machine_labels_people_find_wrong_leave_the_accepted_view_by_default(tmp
     labeling_job(spec)
     store = LabelStore()
     rows = store.read("texts")
-    machine = rows[rows["source"] == "model"]
-    assert len(machine) and (machine["status"] == "needs_review").all()
-    assert machine["reason"].str.contains("not accepted: people checked").all()
     verdict = store.lineage("texts")["machine_labels"]
-    assert verdict["status"] == "below_target" and verdict["demoted"] == len(machine)
+    # the first round audited machine labels; half were wrong, so the gate sent the others to people
+    assert [set(c) for c in calls] == [{"audit_sample"}, {"audit_sample", "gate_demoted"}]
+    assert verdict["status"] == "below_target" and verdict["sent_to_people"] == calls[1]["gate_demoted"] > 0
+    assert "second review round" in verdict["why"]
+    # every machine label people did not see is out of the accepted view; people's answers are in
+    machine = rows[rows["source"] == "model"]
+    assert not (machine["status"] == "accepted").any()
+    assert (rows.loc[rows["source"] == "human", "status"] == "accepted").all()
+    assert int((rows["source"] == "human").sum()) == sum(calls[1].values())
     report = (tmp_path / "runs" / "texts" / "v0" / "report.md").read_text()
-    assert "below the target: not published as accepted" in report
+    assert "below the target: not published as accepted" in report and "second review round" in report
 
 
 def test_screening_drift_and_unverified_machine_labels_show_in_lineage_and_report(tmp_path):

@@ -118,3 +118,24 @@ def test_apply_reviews_uses_consensus_gold_and_measures_machine_labels_and_flags
     assert out.loc["i0", "source"] == "given"  # not routed, untouched
     assert summary["machine_accuracy"]["checked"] == 1 and summary["machine_accuracy"]["correct"] == 0
     assert summary["quarantine_resolution"]["confirmed"] == 1
+
+
+def test_the_audit_sample_is_large_enough_to_verify_the_target_or_takes_every_machine_label():
+    import pandas as pd
+
+    from tasks.route import route_items
+
+    rows = pd.DataFrame(
+        {
+            "item_id": [f"m{i}" for i in range(300)],
+            "status": "accepted",
+            "source": "model",
+            "reason": "",
+        }
+    )
+    share_only = route_items(rows, audit_share=0.05, seed=0)
+    floored = route_items(rows, audit_share=0.05, seed=0, minimum_audit=189)
+    few = route_items(rows.iloc[:40], audit_share=0.05, seed=0, minimum_audit=189)
+    off = route_items(rows, audit_share=0.0, seed=0, minimum_audit=189)
+    assert len(share_only) == 15 and len(floored) == 189 and len(few) == 40 and off.empty
+    assert set(floored["route"]) == {"audit_sample"}
