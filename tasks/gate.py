@@ -281,7 +281,10 @@ def verify_machine_labels(
             estimate=None,
             lower_95=None,
             why="no person checked a sample of the auto-accepted machine labels: "
-            "their accuracy is unverified",
+            "their accuracy is unverified"
+            if machine_ok.any()
+            else "no machine label was auto-accepted (none passed its class threshold, or people "
+            "answered them all): there is nothing to verify",
         )
         return after, verdict
     right = np.array([prior.at[i, "label"] == now.at[i, "label"] for i in answered])
