@@ -17,7 +17,9 @@ Three comparisons, each pure, each returning a JSON-ready dict with ``drifted`` 
 PSI = sum over bins of (a - e) * ln(a / e), with e and a the previous and current shares of a bin,
 each floored at 1e-4 so an empty bin does not make it infinite. The usual reading: < 0.1 stable,
 0.1-0.2 a moderate shift, > 0.2 a shift worth acting on; the bound is 0.2 (``psi_bound``).
-Deciles: with fewer than 10 distinct values some edges coincide and are merged.
+Deciles: with fewer than 10 distinct values some edges coincide and are merged; a value holding a
+tenth of the items or more gets a bin of its own (else a run that moved below a constant
+confidence would land in the same bin as it).
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ def bin_edges(values: np.ndarray, *, bins: int = PSI_BINS) -> np.ndarray:
     values = values[np.isfinite(values)]
     if not len(values):
         return np.zeros(0)
-    return np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, bins + 1)[1:-1]))
+    # a value that fills a tenth or more (decile edges merged on it) gets a bin of its own, so
+    # that a later run moving below it is seen too: one more edge just under it
+    heavy = [e for e in edges if np.mean(values == e) >= 1 / bins]
+    return np.unique(np.r_[edges, np.nextafter(heavy, -np.inf)]) if heavy else edges
 
 
 def bin_counts(values: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -32,7 +32,9 @@ def test_decile_bins_and_counts():
     edges = bin_edges(values)
     assert len(edges) == 9
     assert bin_counts(values, edges).tolist() == [10] * 10
-    assert bin_edges(np.zeros(50)).tolist() == [0.0]  # one distinct value: edges merge
+    # one distinct value: the decile edges merge, and the value gets a bin of its own
+    assert bin_edges(np.zeros(50)).tolist() == [np.nextafter(0.0, -1), 0.0]
+    assert bin_counts(np.zeros(50), bin_edges(np.zeros(50))).tolist() == [0, 50, 0]
 
 
 def test_class_drift_finds_a_shift_and_not_a_resample():
@@ -203,3 +205,14 @@ def test_a_rerun_compares_with_what_the_first_run_compared_with():
     version, previous, lineage = comparison_base(store, "set", run_key="mine")
     assert version == 0 and lineage["run_key"] == "earlier" and (previous["label"] == "a").all()
     assert comparison_base(store, "set", run_key="someone else")[0] == 1
+
+
+def test_a_constant_previous_confidence_still_sees_a_move_downwards():
+    from validators.drift import bin_counts, bin_edges, psi
+
+    previous = np.full(500, 0.99)
+    edges = bin_edges(previous)
+    same = psi(bin_counts(previous, edges), bin_counts(np.full(500, 0.99), edges))
+    lower = psi(bin_counts(previous, edges), bin_counts(np.full(500, 0.6), edges))
+    higher = psi(bin_counts(previous, edges), bin_counts(np.full(500, 0.999), edges))
+    assert same == 0 and lower > 0.2 and higher > 0.2
