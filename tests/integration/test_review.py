@@ -172,3 +172,48 @@ def test_machine_labels_people_reject_go_to_people_in_a_second_round_of_the_same
     assert (rows["source"] == "human").sum() + (rows["source"] == "gold").sum() == routed
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
         assert len(client.task_index(review["project_id"])) == routed
+
+
+def test_a_second_round_for_demoted_machine_labels_waits_for_people_and_loses_nothing_on_reruns(
+    tmp_path, prefect_server, labelstudio_server
+):
+    spec, label_set, truth = _job(tmp_path / "job", simulate=False, machine_wrong=True)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    store = LabelStore(str(tmp_path / "store"))
+
+    def people_answer(client, project):
+        answers = 0
+        for n, bot in enumerate(BOTS):  # two answers each, then a third where people disagree
+            answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
+                client,
+                project,
+                truth=dict(truth.values),
+                classes=["sports", "food", "tech"],
+                max_per_task=2 if n < 2 else 3,
+            )
+        return answers
+
+    first = _run(spec, env, tmp_path)
+    assert first.returncode == 1 and "waiting for people" in first.stderr, first.stderr[-3000:]
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        round_one = client.task_index(project)
+        answers = people_answer(client, project)
+
+        # the answers contradict the audited machine labels: the rerun sends the rest to people
+        second = _run(spec, env, tmp_path)
+        assert second.returncode == 1 and "waiting for people" in second.stderr, second.stderr[-3000:]
+        assert store.latest_version(label_set) is None  # nothing half-done is published
+        both_rounds = client.task_index(project)
+        assert set(round_one.items()) < set(both_rounds.items())  # the first round's tasks kept
+        answers += people_answer(client, project)
+
+        third = _run(spec, env, tmp_path)
+        assert third.returncode == 0, third.stderr[-3000:]
+        assert client.task_index(project) == both_rounds  # no task imported twice
+        assert len(client.list_tasks(project)) == len(both_rounds)
+
+    verdict = store.lineage(label_set)["machine_labels"]
+    assert verdict["sent_to_people"] == len(both_rounds) - len(round_one)
+    events = store.events(label_set=label_set)
+    assert (events["source"] == "human").sum() == answers  # no annotation lost or counted twice
