@@ -56,7 +56,7 @@ from labelgate.bots import BotLabeler
 from labelgate.errors import DataError
 from tasks.autolabel import fit_model, out_of_sample_proba, predict_proba_unlabeled
 from tasks.consensus import consensus_labels, needs_another_annotator
-from tasks.gate import tune_thresholds
+from tasks.gate import labels_needed, tune_thresholds, verify_machine_labels
 from tasks.route import route_items
 
 logger = logging.getLogger("bench.labeling_cost")
@@ -99,6 +99,11 @@ class Policy:
     assumed_accuracy: float = 0.85
     """Labeler accuracy assumed by ``settle="posterior"`` (the low end of the team's range)."""
     target_accuracy: float = TARGET_ACCURACY
+    machine_gate: bool = True
+    """The pipeline's machine-label gate (``tasks.gate.verify_machine_labels``): the audit sample
+    is at least ``labels_needed(target)`` (0.99: 380) of the auto-accepted machine labels; when
+    people's answers on it put them under the target, the ones under the raised threshold go to
+    people too (a second round)."""
 
 
 @dataclass
@@ -279,7 +284,10 @@ def labelgate_policy(
             }
         )
         last = r == policy.rounds or ok.mean() >= policy.stop_share
-        routed = route_items(rows, audit_share=policy.audit_share if last else 0.0, seed=seed + r)
+        floor = labels_needed(policy.target_accuracy) if last and policy.machine_gate else 0
+        routed = route_items(
+            rows, audit_share=policy.audit_share if last else 0.0, seed=seed + r, minimum_audit=floor
+        )
         pos = {item: i for i, item in zip(un, ids[un], strict=True)}
         send = np.array([pos[i] for i in routed["item_id"]], dtype=int)
         logger.info(
@@ -309,6 +317,12 @@ def labelgate_policy(
         keep = keep[~labeled[keep]]
         final[keep] = pred[ok][~np.isin(un[ok], send)]
         accepted[keep] = True
+        if policy.machine_gate:
+            rows["label"], rows["confidence"] = pred, conf
+            audited = routed.loc[routed["route"] == "audit_sample", "item_id"]
+            notes.append(
+                _machine_gate(crowd, rows, audited, pos, probs_all, policy, labeled, accepted, final)
+            )
         basis = {thresholds[c]["basis"] for c in classes}
         notes.append(
             f"final routing in round {r} with {len(idx)} items human-labeled before it; "
@@ -322,6 +336,32 @@ def labelgate_policy(
     final[idx] = codes
     notes.append(f"consensus: {method}")
     return final, crowd, accepted, "; ".join(notes)
+
+
+def _machine_gate(crowd, rows, audited, pos, probs_all, policy, labeled, accepted, final) -> str:
+    """The pipeline's machine-label gate on the audit sample people just answered; machine labels
+    it demotes go to people (``policy.k`` answers each) and leave the accepted set."""
+    idx = np.array([pos[i] for i in audited], dtype=int)
+    answers = np.full(len(crowd.ids), -1, dtype=np.int64)
+    if len(idx):
+        answers[idx], _ = settle_and_agree(crowd, idx, probs_all[idx], policy)
+    after = rows.copy()
+    answered = after["item_id"].isin(set(audited))
+    if answered.any():
+        after.loc[answered, "source"] = "human"
+        after.loc[answered, "label"] = [answers[pos[i]] for i in after.loc[answered, "item_id"]]
+    _, verdict = verify_machine_labels(rows, after, set(audited), target_accuracy=policy.target_accuracy)
+    demoted = np.array([pos[i] for i in verdict.get("demoted_ids", [])], dtype=int)
+    if len(demoted):
+        crowd.ask(demoted, policy.k)
+        labeled[demoted] = True
+        accepted[demoted] = False
+        final[demoted] = -1
+    return (
+        f"machine-label gate: {verdict['status']} on {verdict['checked']} audited "
+        f"({verdict.get('correct', 0)} right, lower bound {verdict.get('lower_95')}); "
+        f"{len(demoted)} demoted machine labels sent to people"
+    )
 
 
 def one_human(y, classes, seed) -> tuple[np.ndarray, Crowd, np.ndarray]:
@@ -390,7 +430,11 @@ def score(final: np.ndarray, y: np.ndarray, crowd: Crowd, accepted: np.ndarray, 
 def run_dataset(name: str, seed: int, policy: Policy, text_items: int) -> tuple[dict, int, int, str]:
     X, y, kind, classes, note = load(name, text_items, seed)
     out: dict[str, Outcome] = {}
-    variants = {"labelgate": policy, "labelgate_posterior (variant)": replace(policy, settle="posterior")}
+    variants = {
+        "labelgate": policy,
+        "labelgate_no_machine_gate (variant)": replace(policy, machine_gate=False),
+        "labelgate_posterior (variant)": replace(policy, settle="posterior"),
+    }
     for method, variant in variants.items():
         t = time.perf_counter()
         final, crowd, acc, why = labelgate_policy(X, y, kind, classes, seed, variant)
@@ -469,7 +513,13 @@ def report(results: list, seed: int, policy: Policy, command: str) -> str:
         "settled or all 5 bots answered; `consensus_labels` (CROWDLAB with the model's "
         "probabilities); `tune_thresholds` on those consensus labels; `fit_model` + "
         "`predict_proba_unlabeled`; `route_items`. Intermediate rounds label a batch of routed "
-        "items and retrain; the last round sends all routed items plus the audit sample.\n"
+        "items and retrain; the last round sends all routed items plus the audit sample, which is "
+        "at least `labels_needed(target)` (0.99: 380) machine labels; the pipeline's machine-label "
+        "gate (`verify_machine_labels`) scores them against people's consensus and sends the "
+        "machine labels under its raised threshold to people when they miss the target.\n"
+        "- labelgate_no_machine_gate (variant): the same policy without the machine-label gate and "
+        "its audit floor (the audit sample is `audit_share` only): what verifying the machine "
+        "labels costs.\n"
         "- labelgate_posterior (variant, not the tuned policy): the same policy with "
         "settle='posterior': an item is settled when the posterior of its most likely class "
         "(model probabilities as the prior, answers right with probability "
