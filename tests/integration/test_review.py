@@ -63,6 +63,21 @@ def _env(tmp_path, prefect_server, ls):
     return env
 
 
+def _people_answer(client, project, truth) -> int:
+    """People (bots, outside the flow) answer every task: two answers each, then a third where
+    they disagree. Returns how many answers they gave."""
+    answers = 0
+    for n, bot in enumerate(BOTS):
+        answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
+            client,
+            project,
+            truth=dict(truth.values),
+            classes=["sports", "food", "tech"],
+            max_per_task=2 if n < 2 else 3,
+        )
+    return answers
+
+
 def _run(spec, env, cwd):
     return subprocess.run(
         [LABELGATE, "run", str(spec)],
@@ -127,15 +142,7 @@ def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
         project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
         tasks_before = client.task_index(project)
-        answers = 0
-        for n, bot in enumerate(BOTS):  # two answers each, then a third where people disagree
-            answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
-                client,
-                project,
-                truth=dict(truth.values),
-                classes=["sports", "food", "tech"],
-                max_per_task=2 if n < 2 else 3,
-            )
+        answers = _people_answer(client, project, truth)
         assert answers == 3 * len(tasks_before)
         second = _run(spec, env, tmp_path)
         assert second.returncode == 0, second.stderr[-3000:]
@@ -181,24 +188,12 @@ def test_a_second_round_for_demoted_machine_labels_waits_for_people_and_loses_no
     env = _env(tmp_path, prefect_server, labelstudio_server)
     store = LabelStore(str(tmp_path / "store"))
 
-    def people_answer(client, project):
-        answers = 0
-        for n, bot in enumerate(BOTS):  # two answers each, then a third where people disagree
-            answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
-                client,
-                project,
-                truth=dict(truth.values),
-                classes=["sports", "food", "tech"],
-                max_per_task=2 if n < 2 else 3,
-            )
-        return answers
-
     first = _run(spec, env, tmp_path)
     assert first.returncode == 1 and "waiting for people" in first.stderr, first.stderr[-3000:]
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
         project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
         round_one = client.task_index(project)
-        answers = people_answer(client, project)
+        answers = _people_answer(client, project, truth)
 
         # the answers contradict the audited machine labels: the rerun sends the rest to people
         second = _run(spec, env, tmp_path)
@@ -206,7 +201,7 @@ def test_a_second_round_for_demoted_machine_labels_waits_for_people_and_loses_no
         assert store.latest_version(label_set) is None  # nothing half-done is published
         both_rounds = client.task_index(project)
         assert set(round_one.items()) < set(both_rounds.items())  # the first round's tasks kept
-        answers += people_answer(client, project)
+        answers += _people_answer(client, project, truth)
 
         third = _run(spec, env, tmp_path)
         assert third.returncode == 0, third.stderr[-3000:]
