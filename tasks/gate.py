@@ -65,29 +65,28 @@ def threshold_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np
 GRID_STEP = 1.1
 
 
-def powered_size(target: float, *, z: float = Z_95) -> int:
+def powered_size(target: float) -> int:
     """The size at which a set whose accuracy lies halfway between the target and 1 passes the
     Wilson bound (0.95: 150 items; 0.98: 380): where the fixed sequence starts, so that one early
     error does not end the scan."""
     middle = (1 + target) / 2
-    return math.ceil(z * z * middle * (1 - middle) / (middle - target) ** 2)
+    return math.ceil(Z_95 * Z_95 * middle * (1 - middle) / (middle - target) ** 2)
 
 
-def _first_size(target: float, available: int, *, z: float) -> int:
+def _first_size(target: float, available: int) -> int:
     """Where the fixed sequence starts: :func:`powered_size`; with fewer items than that, the
     smallest size that can pass at all (:func:`labels_needed`)."""
-    powered = powered_size(target, z=z)
-    return powered if available >= powered else labels_needed(target, z=z)
+    powered = powered_size(target)
+    return powered if available >= powered else labels_needed(target)
 
 
-def _lowest_certified(
-    confidence: np.ndarray, correct: np.ndarray, target: float, *, z: float = Z_95
-) -> dict[str, float]:
+def _lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
     """The lowest threshold certified by fixed-sequence testing.
 
     Scanning every threshold and keeping the lowest whose Wilson bound passes is a
-    multiple-comparison trap: among hundreds of tries, one passes by luck (measured in
-    ``bench/validation.py``: 0.930 accepted against a 0.95 target). Here the thresholds are
+    multiple-comparison trap: among hundreds of tries, one passes by luck (on 10 classes with 5%
+    errors at every confidence, something was certified in 16 of 100 trials; this way, in 2:
+    ``tests/unit/test_gate.py``). Here the thresholds are
     tested in a fixed order instead, from the most confident accepted set that could pass at all
     (:func:`_first_size`) down through sets growing by :data:`GRID_STEP`, and the scan stops at
     the first failure (Learn-then-Test, fixed-sequence procedure: the family-wise error stays at
@@ -98,8 +97,8 @@ def _lowest_certified(
         return entry
     curve = threshold_curve(confidence, correct)
     counts = np.rint(curve["coverage"] * len(confidence))
-    lower = wilson_lower(curve["accuracy"] * counts, counts, z=z)
-    size = float(_first_size(target, len(confidence), z=z))
+    lower = wilson_lower(curve["accuracy"] * counts, counts)
+    size = float(_first_size(target, len(confidence)))
     tested: list[int] = []
     while True:
         i = int(np.searchsorted(counts, size))  # first accepted set with at least `size` items
@@ -218,20 +217,27 @@ def machine_label_gate(
     return rows, verdict
 
 
-def labels_needed(target_accuracy: float, *, z: float = Z_95, limit: int = 100_000) -> int:
+def labels_needed(target_accuracy: float, *, limit: int = 100_000) -> int:
     """The fewest checked labels, all of them right, whose Wilson 95% lower bound reaches
     ``target_accuracy`` (0.98 needs 189): a floor on the audit sample that can verify it."""
     n = 1
-    while n <= limit and float(wilson_lower(n, n, z=z)) < target_accuracy:
+    while n <= limit and float(wilson_lower(n, n)) < target_accuracy:
         n = n * 2 if n < 64 else n + max(1, n // 50)
     lo = max(1, n // 2)
     while lo < n:  # smallest n that reaches it
         mid = (lo + n) // 2
-        if float(wilson_lower(mid, mid, z=z)) >= target_accuracy:
+        if float(wilson_lower(mid, mid)) >= target_accuracy:
             n = mid
         else:
             lo = mid + 1
     return n
+
+
+UNCHECKED = "no person checked a sample of the auto-accepted machine labels: their accuracy is unverified"
+NOTHING_TO_CHECK = (
+    "no machine label was auto-accepted (none passed its class threshold, or people answered them "
+    "all): there is nothing to verify"
+)
 
 
 def verify_machine_labels(
@@ -256,7 +262,8 @@ def verify_machine_labels(
     - ``below_target``: it does not. The threshold is raised to the lowest confidence at which
       the audited machine labels at or above it certify the target (``inf`` when none does), and
       auto-accepted machine labels under it become ``needs_review``: kept with their reason,
-      out of the accepted view, and sent to people by the next run's review round.
+      out of the accepted view; with review the flow sends them to people in a second review
+      round of the same run (``flows/labeling_job.py``).
 
     Returns ``(rows, verdict)``; verdict has ``status, checked, correct, estimate, lower_95,
     target, needed, raised_threshold, demoted, why`` (and ``demoted_ids`` when below target, for
@@ -280,11 +287,7 @@ def verify_machine_labels(
             correct=0,
             estimate=None,
             lower_95=None,
-            why="no person checked a sample of the auto-accepted machine labels: "
-            "their accuracy is unverified"
-            if machine_ok.any()
-            else "no machine label was auto-accepted (none passed its class threshold, or people "
-            "answered them all): there is nothing to verify",
+            why=UNCHECKED if machine_ok.any() else NOTHING_TO_CHECK,
         )
         return after, verdict
     right = np.array([prior.at[i, "label"] == now.at[i, "label"] for i in answered])
