@@ -90,15 +90,18 @@ def _run(spec, env, cwd):
     )
 
 
+def _published(spec, label_set, env, tmp_path):
+    """Run the job to the end; return the store, the published rows (by item id) and the lineage."""
+    result = _run(spec, env, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    store = LabelStore(str(tmp_path / "store"))
+    return store, store.read(label_set).set_index("item_id"), store.lineage(label_set)
+
+
 def test_bots_review_routed_items_and_consensus_is_published(tmp_path, prefect_server, labelstudio_server):
     spec, label_set, truth = _job(tmp_path / "job", simulate=True)
     env = _env(tmp_path, prefect_server, labelstudio_server)
-    result = _run(spec, env, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    store = LabelStore(str(tmp_path / "store"))
-    rows = store.read(label_set).set_index("item_id")
-    lineage = store.lineage(label_set)
+    store, rows, lineage = _published(spec, label_set, env, tmp_path)
     review = lineage["review"]
     routed = sum(review["routed"].values())
     assert review["routed"]["gold"] == 4
@@ -158,12 +161,7 @@ def test_machine_labels_people_reject_go_to_people_in_a_second_round_of_the_same
 ):
     spec, label_set, truth = _job(tmp_path / "job", simulate=True, machine_wrong=True)
     env = _env(tmp_path, prefect_server, labelstudio_server)
-    result = _run(spec, env, tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    store = LabelStore(str(tmp_path / "store"))
-    rows = store.read(label_set).set_index("item_id")
-    lineage = store.lineage(label_set)
+    _, rows, lineage = _published(spec, label_set, env, tmp_path)
     verdict, review = lineage["machine_labels"], lineage["review"]
     # the bots contradicted the audited machine labels: the gate sent the rest to them too
     assert verdict["status"] == "below_target" and "second review round" in verdict["why"]
