@@ -6,6 +6,7 @@ labelgate labelsets list | show NAME[@V] | export NAME[@V] ... | diff NAME@A NAM
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from enum import StrEnum
@@ -343,5 +344,18 @@ def lineage(
             console.print(line, highlight=False, soft_wrap=True)
 
 
+def main() -> None:
+    """The ``labelgate`` console script: the commands above, then a quick exit.
+
+    A job leaves hundreds of thousands of Python objects behind, and the interpreter's teardown
+    walks all of them in a last garbage collection: about 1 s after a 100k-item run. Freezing them
+    first skips that walk and nothing else (threads, atexit handlers and flushing run as usual).
+    """
+    try:
+        app()
+    finally:
+        gc.freeze()
+
+
 if __name__ == "__main__":
-    app()
+    main()
