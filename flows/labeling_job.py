@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import pandas as pd
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.review_round import review_round
 from labelgate.spec import LabelingJobSpec
+from tasks import report_figure
 from tasks.audit import audit
 from tasks.autolabel import autolabel
 from tasks.drift import check_drift, review_spec
@@ -37,6 +39,7 @@ from tasks.screen import apply_screening, screen, screening_summary
 @flow(name="labeling-job", log_prints=False, validate_parameters=True)
 def labeling_job(spec: LabelingJobSpec) -> Published:
     """Label a dataset: screen, autolabel, audit every label, quarantine suspects, gate, publish."""
+    report_figure.warm_up()  # the report's drawing process starts on the other core
     check_publish_rights(spec)  # fail fast; checked again on the day of the publish
     dataset = ingest(spec)
     findings = screen(spec, dataset)
@@ -45,7 +48,9 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     drift = check_drift(spec, dataset, audited.pred_probs)
     thresholds = gate(spec, dataset, audited.pred_probs, allow_pooled=drift["allow_pooled_thresholds"])
     decided = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
-    rows, kept_from_people = task(apply_screening, name="apply_screening")(decided, findings)
+    rows, kept_from_people = task(apply_screening, name="apply_screening", cache_policy=NO_CACHE)(
+        decided, findings
+    )
     if spec.review.mode == "labelstudio":
         rows, review, people, machine_labels = reviewed_by_people(
             review_spec(spec, drift), dataset, decided, rows, kept_from_people, audited, machine
@@ -73,8 +78,10 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
             "rights": rights,
         },
     )
+    curves = threshold_curves(dataset, audited.pred_probs)
+    drawing = report_figure.draw_in_background(rows, classes=spec.label_schema.classes, curves=curves)
     published = publish(spec, rows, lineage, people)
-    report(spec, rows, lineage, published, threshold_curves(dataset, audited.pred_probs))
+    report(spec, rows, lineage, published, curves, drawing)
     return published
 
 

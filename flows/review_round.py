@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment
@@ -59,7 +60,7 @@ def review_round(
         gold = read_answers(
             spec.review.gold_path, dataset, column="label", id_column=spec.dataset.id_column, what="gold"
         )
-    routed = task(route_items, name="route")(
+    routed = task(route_items, name="route", cache_policy=NO_CACHE)(
         rows,
         audit_share=spec.review.audit_share,
         seed=spec.autolabel.seed,

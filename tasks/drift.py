@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
@@ -93,7 +94,7 @@ def review_spec(spec: LabelingJobSpec, drift: dict[str, Any]) -> LabelingJobSpec
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="drift", on_completion=[stage_finished])
+@task(name="drift", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def check_drift(spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray) -> dict[str, Any]:
     """Compare with the latest published version of ``spec.output.label_set`` that another run
     made: a rerun of the same job on the same data (same run key) compares with what the first

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.errors import GateError
 from labelgate.progress import stage_finished
@@ -167,7 +168,7 @@ def tune_thresholds(
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="gate", on_completion=[stage_finished])
+@task(name="gate", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def gate(
     spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray, *, allow_pooled: bool = True
 ) -> dict[str, dict[str, float]]:
@@ -182,7 +183,7 @@ def gate(
     )
 
 
-@task(name="machine_label_gate", on_completion=[stage_finished])
+@task(name="machine_label_gate", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def machine_label_gate(
     spec: LabelingJobSpec,
     before: pd.DataFrame,

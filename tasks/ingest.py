@@ -20,6 +20,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.errors import DataError
 from labelgate.progress import stage_finished
@@ -134,7 +135,7 @@ def load_dataset(dataset: DatasetSpec, schema: LabelSchema) -> Dataset:
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="ingest", on_completion=[stage_finished])
+@task(name="ingest", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def ingest(spec: LabelingJobSpec) -> Dataset:
     """Read and check the job's dataset (never cached: the file may have changed)."""
     return load_dataset(spec.dataset, spec.label_schema)

@@ -16,6 +16,7 @@ import cleanlab
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 import labelgate
 from labelgate.progress import stage_finished
@@ -131,7 +132,7 @@ def label_events(
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="check_rights", on_completion=[stage_finished])
+@task(name="check_rights", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def check_publish_rights(spec: LabelingJobSpec) -> dict[str, Any]:
     """Refuse (:class:`RightsError`) unless every source's rights allow training today."""
     today = date.today()
@@ -148,7 +149,7 @@ class Published:
     events_recorded: int
 
 
-@task(name="publish", retries=2, retry_delay_seconds=3, on_completion=[stage_finished])
+@task(name="publish", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=3, on_completion=[stage_finished])
 def publish(spec: LabelingJobSpec, rows: pd.DataFrame, lineage: dict[str, Any], people=None) -> Published:
     """Record the label events (people's answers too), then commit the new version (one atomic
     Delta commit)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
@@ -130,7 +131,7 @@ def decide_status(
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="quarantine", on_completion=[stage_finished])
+@task(name="quarantine", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def quarantine(
     spec: LabelingJobSpec,
     dataset: Dataset,

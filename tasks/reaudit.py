@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.errors import DataError, LabelgateError
 from labelgate.spec import LabelingJobSpec
@@ -119,7 +120,7 @@ def reaudit_lineage(
     }
 
 
-@task(name="reaudit-label-set", retries=1, retry_delay_seconds=5)
+@task(name="reaudit-label-set", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def reaudit_label_set(name: str, *, flow_run_id: str | None = None) -> Reaudited:
     """Re-audit the latest version of label set ``name``; publish a new version if it changed."""
     logger = get_run_logger()

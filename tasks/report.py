@@ -2,27 +2,26 @@
 
 Counts by status, source and class; the confusion between given and predicted labels; the top
 suspects with their reasons; the thresholds and what they rest on; a PNG with the same pictures.
-``build_report`` is pure (returns markdown); ``draw_report`` writes the PNG.
+``build_report`` is pure (returns markdown); ``tasks/report_figure.py`` draws the PNG.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.progress import stage_finished
 from labelgate.settings import get_settings
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import STATUSES
+from tasks.report_figure import draw_report, png_bytes
 
 
 def counts(rows: pd.DataFrame) -> dict[str, Any]:
@@ -265,83 +264,29 @@ def validation_sections(lineage: dict[str, Any]) -> list[str]:
     return lines
 
 
-def draw_report(
-    rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]], path: Path
-) -> Path:
-    """PNG with counts per status and class, the confusion matrix, label-quality histogram and
-    the threshold curves (coverage vs estimated accuracy)."""
-    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
-    by_class = counts(rows)["by_class"]
-    by_class.plot.bar(stacked=True, ax=axes[0, 0], color=["#4caf50", "#e53935", "#fbc02d"])
-    axes[0, 0].set_title("items per class and status")
-    axes[0, 0].set_xlabel("")
-
-    cm = confusion(rows, classes).to_numpy()
-    ax = axes[0, 1]
-    ax.imshow(np.log1p(cm), cmap="Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted (out-of-sample)")
-    ax.set_ylabel("given")
-    ax.set_title("given vs predicted")
-    if len(classes) <= 12:
-        for (i, j), v in np.ndenumerate(cm):
-            ax.text(
-                j,
-                i,
-                str(v),
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if v > cm.max() / 2 else "black",
-            )
-
-    ax = axes[1, 0]
-    labeled = rows[rows["given_label"].notna()]
-    groups = {
-        "accepted as given": (labeled["status"] == "accepted") & (labeled["source"] == "given"),
-        "quarantined": labeled["status"] == "quarantined",
-        "re-reviewed by people": labeled["source"].isin(["human", "gold"]),
-    }
-    for (name, mask), colour in zip(groups.items(), ("#4caf50", "#e53935", "#fb8c00"), strict=True):
-        q = labeled.loc[mask, "quality"].dropna()
-        if len(q):
-            ax.hist(q, bins=40, range=(0, 1), alpha=0.7, color=colour, label=f"{name} ({len(q)})")
-    ax.set_title("label quality of items that came with a label")
-    ax.set_xlabel("cleanlab label quality (consensus quality after review)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-
-    ax = axes[1, 1]
-    for cls, curve in curves.items():
-        if len(curve["coverage"]):
-            ax.plot(curve["coverage"], curve["accuracy"], label=str(cls), lw=1)
-    ax.set_xlabel("coverage (share of predictions accepted)")
-    ax.set_ylabel("estimated accuracy")
-    ax.set_title("threshold curves per class")
-    if curves:
-        ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="report", on_completion=[stage_finished])
+@task(name="report", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def report(
     spec: LabelingJobSpec,
     rows: pd.DataFrame,
     lineage: dict[str, Any],
     published,
     curves: dict[str, dict[str, np.ndarray]],
+    drawing: Future | None = None,
 ) -> Path:
-    """Write report.md and report.png next to the run, and the same markdown as an artifact."""
+    """Write report.md and report.png next to the run, and the same markdown as an artifact.
+
+    ``drawing``: the PNG being drawn in the background (``report_figure.draw_in_background``);
+    without it the PNG is drawn here."""
     folder = get_settings().runs_dir / spec.output.label_set / f"v{published.version}"
-    draw_report(rows, classes=spec.label_schema.classes, curves=curves, path=folder / "report.png")
+    classes = spec.label_schema.classes
+    if drawing is None:
+        draw_report(rows, classes=classes, curves=curves, path=folder / "report.png")
+    else:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.png").write_bytes(png_bytes(drawing, rows, classes=classes, curves=curves))
     markdown = build_report(
         rows,
         classes=spec.label_schema.classes,

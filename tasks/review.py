@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.errors import DataError, LabelgateError, preview
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
@@ -208,7 +209,13 @@ def labelstudio_client():
     return LabelStudio.from_settings()
 
 
-@task(name="send_to_review", retries=2, retry_delay_seconds=5, on_completion=[stage_finished])
+@task(
+    name="send_to_review",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    on_completion=[stage_finished],
+)
 def send_to_review(
     spec: LabelingJobSpec, dataset: Dataset, rows: pd.DataFrame, routed: pd.DataFrame, model_version: str
 ) -> int:
@@ -238,7 +245,7 @@ def send_to_review(
     return project
 
 
-@task(name="simulate_labelers", on_completion=[stage_finished])
+@task(name="simulate_labelers", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def simulate_labelers(
     spec: LabelingJobSpec, dataset: Dataset, project: int, items: list[str], *, answers_per_item: int
 ) -> int:
@@ -264,7 +271,13 @@ def simulate_labelers(
     return done
 
 
-@task(name="collect_reviews", retries=2, retry_delay_seconds=5, on_completion=[stage_finished])
+@task(
+    name="collect_reviews",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=5,
+    on_completion=[stage_finished],
+)
 def collect_reviews(
     spec: LabelingJobSpec,
     project: int,
@@ -345,7 +358,7 @@ def review_webhook_url(api_url: str) -> str:
     return api_url.rstrip("/") + "/webhooks/labelstudio"
 
 
-@task(name="connect_review_webhook")
+@task(name="connect_review_webhook", cache_policy=NO_CACHE)
 def connect_review_webhook(project: int) -> bool:
     """Make sure ``project`` calls the labelgate webhook receiver on annotation events.
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from labelgate.errors import GateError, preview
 from labelgate.progress import stage_finished
@@ -109,7 +110,7 @@ def apply_screening(rows: pd.DataFrame, findings: pd.DataFrame) -> tuple[pd.Data
 # -- Prefect task ---------------------------------------------------------------------------
 
 
-@task(name="screen", on_completion=[stage_finished])
+@task(name="screen", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def screen(spec: LabelingJobSpec, dataset: Dataset) -> pd.DataFrame:
     """Run the spec's screening checks; raise :class:`GateError` on a ``block`` finding."""
     findings = screen_dataset(dataset, spec.validation.selected_checks())

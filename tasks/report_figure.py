@@ -1,0 +1,189 @@
+"""report.png: counts per class and status, the confusion matrix, the label-quality histogram and
+the threshold curves, in one picture.
+
+``figure_data`` takes what the picture needs from the rows (small arrays); ``render_png`` draws
+it. Drawing takes about a second (plus half a second to import matplotlib), on a pipeline that
+otherwise keeps one core busy, so the flow draws in a separate process on the other core, started
+when the flow starts (``warm_up``) and given the data before the publish (``draw_in_background``).
+If that process dies, the report draws here instead.
+"""
+
+from __future__ import annotations
+
+import io
+import multiprocessing
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from labelgate.store import STATUSES
+
+QUALITY_GROUPS = {
+    "accepted as given": "#4caf50",
+    "quarantined": "#e53935",
+    "re-reviewed by people": "#fb8c00",
+}
+
+
+def figure_data(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]]) -> dict:
+    """Everything the picture shows, as small arrays (cheap to hand to another process)."""
+    by_class = (
+        rows.groupby(["label", "status"])
+        .size()
+        .unstack(fill_value=0)
+        .reindex(columns=list(STATUSES), fill_value=0)
+    )
+    labeled = rows[rows["given_label"].notna()]
+    cm = (
+        pd.crosstab(labeled["given_label"], labeled["predicted_label"])
+        .reindex(index=classes, columns=classes, fill_value=0)
+        .to_numpy()
+    )
+    masks = {
+        "accepted as given": (labeled["status"] == "accepted") & (labeled["source"] == "given"),
+        "quarantined": labeled["status"] == "quarantined",
+        "re-reviewed by people": labeled["source"].isin(["human", "gold"]),
+    }
+    quality = {
+        name: labeled.loc[mask, "quality"].dropna().to_numpy(dtype=float) for name, mask in masks.items()
+    }
+    return {
+        "classes": [str(c) for c in classes],
+        "by_class": {
+            "labels": [str(i) for i in by_class.index],
+            "counts": {s: by_class[s].to_numpy() for s in STATUSES},
+        },
+        "confusion": cm,
+        "quality": quality,
+        "curves": {str(k): {"coverage": v["coverage"], "accuracy": v["accuracy"]} for k, v in curves.items()},
+    }
+
+
+def render_png(data: dict[str, Any]) -> bytes:
+    """Draw :func:`figure_data`'s output: a 2 x 2 PNG, as bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = data["classes"]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
+    ax = axes[0, 0]
+    labels, bottom = data["by_class"]["labels"], np.zeros(len(data["by_class"]["labels"]))
+    for status, colour in zip(STATUSES, ("#4caf50", "#e53935", "#fbc02d"), strict=True):
+        values = data["by_class"]["counts"][status]
+        ax.bar(range(len(labels)), values, bottom=bottom, color=colour, label=status, width=0.5)
+        bottom = bottom + values
+    ax.set_xticks(range(len(labels)), labels, rotation=90)
+    ax.set_title("items per class and status")
+    ax.legend()
+
+    cm = data["confusion"]
+    ax = axes[0, 1]
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted (out-of-sample)")
+    ax.set_ylabel("given")
+    ax.set_title("given vs predicted")
+    if len(classes) <= 12:
+        for (i, j), v in np.ndenumerate(cm):
+            colour = "white" if v > cm.max() / 2 else "black"
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color=colour)
+
+    ax = axes[1, 0]
+    for name, colour in QUALITY_GROUPS.items():
+        q = data["quality"][name]
+        if len(q):
+            ax.hist(q, bins=40, range=(0, 1), alpha=0.7, color=colour, label=f"{name} ({len(q)})")
+    ax.set_title("label quality of items that came with a label")
+    ax.set_xlabel("cleanlab label quality (consensus quality after review)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+
+    ax = axes[1, 1]
+    for cls, curve in data["curves"].items():
+        if len(curve["coverage"]):
+            ax.plot(curve["coverage"], curve["accuracy"], label=cls, lw=1)
+    ax.set_xlabel("coverage (share of predictions accepted)")
+    ax.set_ylabel("estimated accuracy")
+    ax.set_title("threshold curves per class")
+    if data["curves"]:
+        ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def draw_report(
+    rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]], path: Path
+) -> Path:
+    """Draw report.png for ``rows`` at ``path``, in this process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render_png(figure_data(rows, classes=classes, curves=curves)))
+    return path
+
+
+# -- drawing in another process -----------------------------------------------------------------
+
+_pool: ProcessPoolExecutor | None = None
+
+
+def _import_plotting() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+
+def _drawer() -> ProcessPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_import_plotting
+        )
+    return _pool
+
+
+def warm_up() -> None:
+    """Start the drawing process now, so that it has imported matplotlib before it is needed."""
+    try:
+        _drawer().submit(int)
+    except (BrokenProcessPool, RuntimeError, OSError):
+        _forget_pool()
+
+
+def draw_in_background(
+    rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]]
+) -> Future:
+    """Start drawing report.png for ``rows`` in the drawing process; the future gives PNG bytes."""
+    data = figure_data(rows, classes=classes, curves=curves)
+    try:
+        return _drawer().submit(render_png, data)
+    except (BrokenProcessPool, RuntimeError, OSError):
+        _forget_pool()
+        done: Future = Future()
+        done.set_result(render_png(data))
+        return done
+
+
+def png_bytes(drawing: Future, rows: pd.DataFrame, *, classes, curves) -> bytes:
+    """The bytes ``drawing`` gives, or, when the drawing process died, the same picture drawn here."""
+    try:
+        return drawing.result()
+    except BrokenProcessPool:
+        _forget_pool()
+        return render_png(figure_data(rows, classes=classes, curves=curves))
+
+
+def _forget_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=False, cancel_futures=True)
+    _pool = None

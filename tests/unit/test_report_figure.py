@@ -1,0 +1,66 @@
+"""report.png drawn in the drawing process is the picture drawn here; a dead drawing process does
+not lose the picture."""
+
+import numpy as np
+import pandas as pd
+
+from tasks import report_figure
+from tasks.report_figure import draw_in_background, figure_data, png_bytes, render_png
+
+CLASSES = ["cat", "dog", "fox"]
+
+
+def _rows(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    given = rng.choice(CLASSES, n)
+    predicted = np.where(rng.random(n) < 0.8, given, rng.choice(CLASSES, n))
+    status = np.where(given == predicted, "accepted", "quarantined")
+    return pd.DataFrame(
+        {
+            "item_id": [f"i{i}" for i in range(n)],
+            "label": given,
+            "given_label": given,
+            "predicted_label": predicted,
+            "status": status,
+            "source": "given",
+            "quality": rng.random(n),
+        }
+    )
+
+
+def _curves():
+    return {c: {"coverage": np.linspace(0, 1, 20), "accuracy": np.linspace(1, 0.8, 20)} for c in CLASSES}
+
+
+def test_figure_data_counts_what_the_rows_say():
+    rows = _rows()
+    data = figure_data(rows, classes=CLASSES, curves=_curves())
+    assert data["confusion"].sum() == len(rows)
+    assert np.trace(data["confusion"]) == int((rows["given_label"] == rows["predicted_label"]).sum())
+    assert data["by_class"]["counts"]["accepted"].sum() == (rows["status"] == "accepted").sum()
+    assert len(data["quality"]["quarantined"]) == int((rows["status"] == "quarantined").sum())
+
+
+def test_the_drawing_process_draws_the_same_png_as_this_process():
+    rows, curves = _rows(), _curves()
+    here = render_png(figure_data(rows, classes=CLASSES, curves=curves))
+    there = png_bytes(
+        draw_in_background(rows, classes=CLASSES, curves=curves), rows, classes=CLASSES, curves=curves
+    )
+    assert there[:8] == b"\x89PNG\r\n\x1a\n"
+    assert there == here
+
+
+def test_a_dead_drawing_process_still_gives_the_picture():
+    rows, curves = _rows(seed=1), _curves()
+    report_figure.warm_up()
+    report_figure._drawer().submit(int).result(timeout=60)  # the worker is up
+    for process in list(report_figure._drawer()._processes.values()):
+        process.kill()
+        process.join()
+    drawing = draw_in_background(rows, classes=CLASSES, curves=curves)
+    png = png_bytes(drawing, rows, classes=CLASSES, curves=curves)
+    assert png == render_png(figure_data(rows, classes=CLASSES, curves=curves))
+    # and the next drawing gets a fresh process
+    again = draw_in_background(rows, classes=CLASSES, curves=curves)
+    assert again.result(timeout=60) == png
