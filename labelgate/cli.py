@@ -102,6 +102,9 @@ def _quiet_prefect(verbose: bool) -> None:
 
 def _run_with_progress(spec):
     """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly."""
+    from labelgate import temporary_server
+
+    temporary_server.start_if_needed()  # boots on the other core while the pipeline is imported
     from flows.labeling_job import labeling_job
     from labelgate import progress
 
@@ -126,7 +129,8 @@ def _run_with_progress(spec):
 
         unsubscribe = progress.subscribe(advance)
         try:
-            return labeling_job(spec)
+            with temporary_server.in_use():
+                return labeling_job(spec)
         except LabelgateError as exc:
             raise _fail(exc) from None
         finally:
@@ -152,14 +156,18 @@ def _summarise(published) -> None:
     folder = get_settings().runs_dir / published.label_set / f"v{published.version}"
     console.print(f"label set:  {store.uri(published.label_set)} (version {published.version})")
     console.print(f"report:     {folder / 'report.md'} and {folder / 'report.png'}")
+    from prefect.settings import get_current_settings
+
+    from labelgate import temporary_server
+
     run_id = store.lineage(published.label_set, published.version).get("flow_run_id")
-    api = os.environ.get("PREFECT_API_URL", "")
-    if api and run_id:
+    api = str(get_current_settings().api.url or "")  # env, profile or prefect.toml
+    if api and run_id and not temporary_server.running():
         console.print(f"flow run:   {api.removesuffix('/api')}/runs/flow-run/{run_id}")
     elif run_id:
         console.print(
-            f"flow run:   {run_id} (embedded Prefect server, gone with this process; against a running "
-            "server, e.g. `make stack` and PREFECT_API_URL, runs are kept and start about 10 s sooner)"
+            f"flow run:   {run_id} (temporary Prefect server, gone with this process; against a "
+            "running server, e.g. `make stack` and PREFECT_API_URL, the run stays browsable)"
         )
 
 

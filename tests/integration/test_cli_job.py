@@ -95,3 +95,40 @@ def test_bad_spec_and_bad_data_exit_non_zero_with_the_problem_named(tmp_path, pr
     assert result.returncode == 1
     assert "'weather' not in schema.classes" in result.stderr
     assert LabelStore(str(tmp_path / "store")).latest_version("texts") is None
+
+
+def _processes_with(variable: str, value: str) -> list[int]:
+    """Pids of live processes whose environment has ``variable=value`` (Linux /proc)."""
+    wanted = f"{variable}={value}".encode()
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def test_run_without_a_prefect_server_starts_a_temporary_one_and_stops_it(tmp_path):
+    """No PREFECT_API_URL: the CLI starts Prefect's temporary server itself (early, while it
+    imports the pipeline), the run is recorded in that server's database, and the server is gone
+    when the command has exited."""
+    import sqlite3
+
+    env = _env(tmp_path, "")
+    env.pop("PREFECT_API_URL")
+    home = str(tmp_path / "prefect-home")
+    env["PREFECT_HOME"] = home
+    spec = write_job(tmp_path / "job", make_text_frame(30))
+    result = _cli("run", str(spec), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "texts v0" in result.stdout
+    assert "temporary Prefect server" in result.stdout
+
+    run_id = LabelStore(str(tmp_path / "store")).lineage("texts", 0)["flow_run_id"]
+    with sqlite3.connect(Path(home) / "prefect.db") as db:
+        state = db.execute("select state_type from flow_run where id = ?", (run_id,)).fetchone()
+    assert state == ("COMPLETED",)
+    assert _processes_with("PREFECT_HOME", home) == []

@@ -1,0 +1,106 @@
+"""Prefect's temporary server, started early, for a ``labelgate run`` with no Prefect server set.
+
+Without ``PREFECT_API_URL``, Prefect starts a temporary server on the flow's first API call and
+waits for it: the CLI process first imports the server's code, then the server boots in a
+subprocess while the run waits (about 10 s of a 100k-item run, BENCHMARKS.md). The CLI instead
+starts the same server (Prefect's own command and settings, as ``SubprocessASGIServer`` does) as
+soon as it knows none is set, so that it boots on the other core while the CLI imports the
+pipeline, and points the run at it. It stops when the command exits, as Prefect's does; its runs
+stay in the local Prefect database.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+from labelgate.errors import LabelgateError
+
+_server: tuple[subprocess.Popen, str] | None = None
+
+
+def start_if_needed() -> bool:
+    """Start the temporary server when Prefect has no API URL and allows one; True if started."""
+    global _server
+    from prefect.settings import get_current_settings
+
+    settings = get_current_settings()
+    if _server is not None or settings.api.url or not settings.server.ephemeral.enabled:
+        return False
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        **settings.to_environment_variables(exclude_unset=True),
+        "PREFECT_UI_ENABLED": "0",
+        "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT__SERVER_FINAL": "1",
+    }
+    command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
+    process = subprocess.Popen(command, env=env)
+    atexit.register(stop)
+    _server = (process, f"http://127.0.0.1:{port}/api")
+    return True
+
+
+def running() -> bool:
+    """Whether this process started the temporary server."""
+    return _server is not None
+
+
+@contextlib.contextmanager
+def in_use(timeout: float = 60.0) -> Iterator[None]:
+    """Wait until the temporary server (if this process started one) answers, and point Prefect
+    at it inside the block."""
+    if _server is None:
+        yield
+        return
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    process, api = _server
+    _wait_until_healthy(process, api, timeout)
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        yield
+
+
+def _wait_until_healthy(process: subprocess.Popen, api: str, timeout: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LabelgateError(
+                f"Prefect's temporary server exited with code {process.returncode} before it answered; "
+                "start a Prefect server (`make stack`, or `prefect server start`) and set PREFECT_API_URL"
+            )
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise LabelgateError(
+        f"Prefect's temporary server did not answer at {api} within {timeout:.0f} s; start a Prefect "
+        "server (`make stack`, or `prefect server start`) and set PREFECT_API_URL"
+    )
+
+
+def stop() -> None:
+    """Stop the temporary server (at exit): as Prefect does, terminate, then kill after 5 s."""
+    global _server
+    if _server is None:
+        return
+    process, _ = _server
+    _server = None
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
