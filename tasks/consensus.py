@@ -148,7 +148,9 @@ def needs_another_annotator(
     if answered.any():
         sub = matrix[answered].reset_index(drop=True)
         try:
-            scores[answered], _ = get_active_learning_scores(sub, np.asarray(pred_probs)[answered])
+            with warnings.catch_warnings():  # "annotators do not agree on any example": one answer each
+                warnings.simplefilter("ignore", UserWarning)
+                scores[answered], _ = get_active_learning_scores(sub, np.asarray(pred_probs)[answered])
         except ValueError as exc:
             raise DataError(f"cannot score items for another annotation: {exc}") from None
     order = np.argsort(scores, kind="stable")
