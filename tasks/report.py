@@ -21,30 +21,17 @@ from labelgate.progress import stage_finished
 from labelgate.settings import get_settings
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import STATUSES
-from tasks.report_figure import draw_report, png_bytes
+from tasks.report_figure import class_status_counts, confusion, draw_report, png_bytes
 
 
 def counts(rows: pd.DataFrame) -> dict[str, Any]:
     """Counts by status, by source and by class x status."""
-    by_class = (
-        rows.groupby(["label", "status"])
-        .size()
-        .unstack(fill_value=0)
-        .reindex(columns=list(STATUSES), fill_value=0)
-    )
     return {
         "total": len(rows),
         "status": {s: int((rows["status"] == s).sum()) for s in STATUSES},
         "source": rows["source"].value_counts().to_dict(),
-        "by_class": by_class,
+        "by_class": class_status_counts(rows),
     }
-
-
-def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
-    """Given (rows) x predicted (columns) counts over items that came with a label."""
-    labeled = rows[rows["given_label"].notna()]
-    table = pd.crosstab(labeled["given_label"], labeled["predicted_label"])
-    return table.reindex(index=classes, columns=classes, fill_value=0)
 
 
 def _md_table(frame: pd.DataFrame, *, index_name: str = "") -> str:

@@ -29,20 +29,28 @@ QUALITY_GROUPS = {
 }
 
 
-def figure_data(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]]) -> dict:
-    """Everything the picture shows, as small arrays (cheap to hand to another process)."""
-    by_class = (
+def class_status_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Items per class (rows) and status (columns)."""
+    return (
         rows.groupby(["label", "status"])
         .size()
         .unstack(fill_value=0)
         .reindex(columns=list(STATUSES), fill_value=0)
     )
+
+
+def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
+    """Given (rows) x predicted (columns) counts over items that came with a label."""
     labeled = rows[rows["given_label"].notna()]
-    cm = (
-        pd.crosstab(labeled["given_label"], labeled["predicted_label"])
-        .reindex(index=classes, columns=classes, fill_value=0)
-        .to_numpy()
-    )
+    table = pd.crosstab(labeled["given_label"], labeled["predicted_label"])
+    return table.reindex(index=classes, columns=classes, fill_value=0)
+
+
+def figure_data(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]]) -> dict:
+    """Everything the picture shows, as small arrays (cheap to hand to another process)."""
+    by_class = class_status_counts(rows)
+    cm = confusion(rows, classes).to_numpy()
+    labeled = rows[rows["given_label"].notna()]
     masks = {
         "accepted as given": (labeled["status"] == "accepted") & (labeled["source"] == "given"),
         "quarantined": labeled["status"] == "quarantined",
