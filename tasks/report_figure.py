@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import os
+import threading
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -143,18 +146,31 @@ def draw_report(
 _pool: ProcessPoolExecutor | None = None
 
 
-def _import_plotting() -> None:
+def _start_drawing_process(parent: int) -> None:
+    """In the drawing process: import matplotlib, and exit when the parent is gone (a flow run
+    killed by a signal, e.g. cancelled by a Prefect worker, runs no clean-up of its own)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot
+
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _drawer() -> ProcessPoolExecutor:
     global _pool
     if _pool is None:
         _pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_import_plotting
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_drawing_process,
+            initargs=(os.getpid(),),
         )
     return _pool
 

@@ -64,3 +64,42 @@ def test_a_dead_drawing_process_still_gives_the_picture():
     # and the next drawing gets a fresh process
     again = draw_in_background(rows, classes=CLASSES, curves=curves)
     assert again.result(timeout=60) == png
+
+
+KILLED_PARENT = """
+import sys, time
+from tasks import report_figure
+report_figure.warm_up()
+report_figure._drawer().submit(int).result(timeout=60)
+print(*report_figure._drawer()._processes, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_drawing_process_exits_when_its_flow_run_is_killed():
+    """A flow run killed by a signal (as Prefect cancels one) runs no clean-up; the drawing
+    process must not stay behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    parent = subprocess.Popen(
+        [sys.executable, "-c", KILLED_PARENT],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(repo)},
+    )
+    workers = [int(pid) for pid in parent.stdout.readline().split()]
+    assert workers, "the drawing process did not start"
+    assert all(Path(f"/proc/{pid}").exists() for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
