@@ -41,9 +41,11 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
 ) -> None:
     """Run a labeling job and publish a new label-set version."""
+    from labelgate import temporary_server
     from labelgate.spec import load_spec
 
     _quiet_prefect(verbose)
+    temporary_server.start_if_needed()  # boots on the other core while the pipeline is imported
     try:
         spec = load_spec(spec_path)
     except LabelgateError as exc:
@@ -104,7 +106,7 @@ def _run_with_progress(spec):
     """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly."""
     from labelgate import temporary_server
 
-    temporary_server.start_if_needed()  # boots on the other core while the pipeline is imported
+    temporary_server.start_if_needed()  # (already started by `run`)
     from flows.labeling_job import labeling_job
     from labelgate import progress
 

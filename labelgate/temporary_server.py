@@ -3,9 +3,10 @@
 Without ``PREFECT_API_URL``, Prefect starts a temporary server on the flow's first API call and
 waits for it: the CLI process first imports the server's code, then the server boots in a
 subprocess while the run waits (about 10 s of a 100k-item run, BENCHMARKS.md). The CLI instead
-starts the same server (Prefect's own command and settings, as ``SubprocessASGIServer`` does) as
-soon as it knows none is set, so that it boots on the other core while the CLI imports the
-pipeline, and points the run at it. It stops when the command exits, as Prefect's does; its runs
+starts the same server (Prefect's own command, as ``SubprocessASGIServer`` runs it) when the
+command starts and ``PREFECT_API_URL`` is not in the environment, so that it boots on the other
+core while the CLI imports the pipeline, and points the run at it (or stops it, if Prefect's
+settings name a server after all). It stops when the command exits, as Prefect's does; its runs
 stay in the local Prefect database.
 """
 
@@ -26,19 +27,19 @@ _server: tuple[subprocess.Popen, str] | None = None
 
 
 def start_if_needed() -> bool:
-    """Start the temporary server when Prefect has no API URL and allows one; True if started."""
-    global _server
-    from prefect.settings import get_current_settings
+    """Start the temporary server unless ``PREFECT_API_URL`` is set; True if started.
 
-    settings = get_current_settings()
-    if _server is not None or settings.api.url or not settings.server.ephemeral.enabled:
+    Only the environment is read here, so that the server starts before Prefect is imported (2 s);
+    :func:`in_use` stops it again if Prefect's settings name a server after all (a profile,
+    ``prefect.toml``) or forbid a temporary one."""
+    global _server
+    if _server is not None or os.environ.get("PREFECT_API_URL"):
         return False
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {
         **os.environ,
-        **settings.to_environment_variables(exclude_unset=True),
         "PREFECT_UI_ENABLED": "0",
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
@@ -60,11 +61,14 @@ def running() -> bool:
 def in_use(timeout: float = 60.0) -> Iterator[None]:
     """Wait until the temporary server (if this process started one) answers, and point Prefect
     at it inside the block."""
+    from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
+
+    settings = get_current_settings()
+    if _server is not None and (settings.api.url or not settings.server.ephemeral.enabled):
+        stop()
     if _server is None:
         yield
         return
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     process, api = _server
     _wait_until_healthy(process, api, timeout)
     with temporary_settings(updates={PREFECT_API_URL: api}):

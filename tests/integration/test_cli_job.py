@@ -132,3 +132,24 @@ def test_run_without_a_prefect_server_starts_a_temporary_one_and_stops_it(tmp_pa
         state = db.execute("select state_type from flow_run where id = ?", (run_id,)).fetchone()
     assert state == ("COMPLETED",)
     assert _processes_with("PREFECT_HOME", home) == []
+
+
+def test_a_server_named_in_a_prefect_profile_is_used_and_no_temporary_one_is_left(tmp_path, prefect_server):
+    """PREFECT_API_URL only in the active Prefect profile: the CLI, which starts a temporary server
+    before Prefect's settings are read, stops it again and the run goes to the profile's server."""
+    env = _env(tmp_path, prefect_server)
+    env.pop("PREFECT_API_URL")
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    (home / "profiles.toml").write_text(
+        f'active = "team"\n\n[profiles.team]\nPREFECT_API_URL = "{prefect_server}"\n'
+    )
+    env["PREFECT_HOME"] = str(home)
+    spec = write_job(tmp_path / "job", make_text_frame(30))
+    result = _cli("run", str(spec), env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "/runs/flow-run/" in result.stdout  # a link to the profile's server, not "temporary"
+
+    run_id = LabelStore(str(tmp_path / "store")).lineage("texts", 0)["flow_run_id"]
+    assert _flow_run_state(prefect_server, run_id) == "COMPLETED"
+    assert _processes_with("PREFECT_HOME", str(home)) == []
