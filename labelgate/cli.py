@@ -64,11 +64,13 @@ def demo(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
 ) -> None:
     """Run the bundled demo: scikit-learn's digits with 15% of labels flipped on purpose."""
+    from labelgate import temporary_server
     from labelgate.demo import scorecard, write_demo
     from labelgate.spec import load_spec
     from labelgate.store import LabelStore
 
     _quiet_prefect(verbose)
+    temporary_server.start_if_needed()  # boots on the other core while the pipeline is imported
     if review not in ("none", "bots", "people"):
         raise _fail(LabelgateError(f"--review must be none, bots or people; got {review!r}"), 2)
     spec_path = write_demo(folder, review=review)
@@ -104,9 +106,6 @@ def _quiet_prefect(verbose: bool) -> None:
 
 def _run_with_progress(spec):
     """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly."""
-    from labelgate import temporary_server
-
-    temporary_server.start_if_needed()  # (already started by `run`)
     from flows.labeling_job import labeling_job
     from labelgate import progress
 
@@ -131,6 +130,8 @@ def _run_with_progress(spec):
 
         unsubscribe = progress.subscribe(advance)
         try:
+            from labelgate import temporary_server
+
             with temporary_server.in_use():
                 return labeling_job(spec)
         except LabelgateError as exc:
@@ -160,11 +161,9 @@ def _summarise(published) -> None:
     console.print(f"report:     {folder / 'report.md'} and {folder / 'report.png'}")
     from prefect.settings import get_current_settings
 
-    from labelgate import temporary_server
-
     run_id = store.lineage(published.label_set, published.version).get("flow_run_id")
     api = str(get_current_settings().api.url or "")  # env, profile or prefect.toml
-    if api and run_id and not temporary_server.running():
+    if api and run_id:
         console.print(f"flow run:   {api.removesuffix('/api')}/runs/flow-run/{run_id}")
     elif run_id:
         console.print(

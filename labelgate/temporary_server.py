@@ -52,11 +52,6 @@ def start_if_needed() -> bool:
     return True
 
 
-def running() -> bool:
-    """Whether this process started the temporary server."""
-    return _server is not None
-
-
 @contextlib.contextmanager
 def in_use(timeout: float = 60.0) -> Iterator[None]:
     """Wait until the temporary server (if this process started one) answers, and point Prefect

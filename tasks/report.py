@@ -21,7 +21,7 @@ from labelgate.progress import stage_finished
 from labelgate.settings import get_settings
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import STATUSES
-from tasks.report_figure import class_status_counts, confusion, draw_report, png_bytes
+from tasks.report_figure import class_status_counts, confusion, png_bytes
 
 
 def counts(rows: pd.DataFrame) -> dict[str, Any]:
@@ -261,19 +261,15 @@ def report(
     lineage: dict[str, Any],
     published,
     curves: dict[str, dict[str, np.ndarray]],
-    drawing: Future | None = None,
+    drawing: Future,
 ) -> Path:
     """Write report.md and report.png next to the run, and the same markdown as an artifact.
 
-    ``drawing``: the PNG being drawn in the background (``report_figure.draw_in_background``);
-    without it the PNG is drawn here."""
+    ``drawing``: the PNG being drawn in the drawing process (``report_figure.draw_in_background``)."""
     folder = get_settings().runs_dir / spec.output.label_set / f"v{published.version}"
     classes = spec.label_schema.classes
-    if drawing is None:
-        draw_report(rows, classes=classes, curves=curves, path=folder / "report.png")
-    else:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "report.png").write_bytes(png_bytes(drawing, rows, classes=classes, curves=curves))
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "report.png").write_bytes(png_bytes(drawing, rows, classes=classes, curves=curves))
     markdown = build_report(
         rows,
         classes=spec.label_schema.classes,

@@ -17,7 +17,6 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,15 +129,6 @@ def render_png(data: dict[str, Any]) -> bytes:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
-
-
-def draw_report(
-    rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]], path: Path
-) -> Path:
-    """Draw report.png for ``rows`` at ``path``, in this process."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(render_png(figure_data(rows, classes=classes, curves=curves)))
-    return path
 
 
 # -- drawing in another process -----------------------------------------------------------------
