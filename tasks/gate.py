@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from labelgate.errors import GateError
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
+from tasks.consensus import plurality_answers
 from tasks.ingest import UNLABELED, Dataset
 
 Z_95 = 1.959963984540054
@@ -75,10 +76,11 @@ def powered_size(target: float) -> int:
 
 
 def _first_size(target: float, available: int) -> int:
-    """Where the fixed sequence starts: :func:`powered_size`; with fewer items than that, the
-    smallest size that can pass at all (:func:`labels_needed`)."""
-    powered = powered_size(target)
-    return powered if available >= powered else labels_needed(target)
+    """Where the fixed sequence starts: :func:`powered_size`, but never past half of the
+    evidence (0.99 is powered at 764 items: with 900, starting there would make 85% of them
+    pass at once), and never under the smallest size that can pass at all
+    (:func:`labels_needed`). It depends on the number of items only, never on the answers."""
+    return min(powered_size(target), max(labels_needed(target), available // 2))
 
 
 def _lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
@@ -202,7 +204,11 @@ def machine_label_gate(
         routed = people.routed
         audited = set(routed.loc[routed["route"] == "audit_sample", "item_id"])
     rows, verdict = verify_machine_labels(
-        before, after, audited, target_accuracy=spec.autolabel.target_accuracy
+        before,
+        after,
+        audited,
+        target_accuracy=spec.autolabel.target_accuracy,
+        answers=people.annotations if people is not None else None,
     )
     verdict["action"] = spec.validation.low_machine_accuracy
     if sent_to_people:
@@ -247,6 +253,7 @@ def verify_machine_labels(
     audited: set[str] | frozenset[str],
     *,
     target_accuracy: float,
+    answers: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The autolabel quality gate: are the auto-accepted machine labels as good as the target?
 
@@ -254,8 +261,13 @@ def verify_machine_labels(
     ``confidence``); after: the same items after the review round (``source`` is ``human`` where
     people answered); audited: ids of the random audit sample of auto-accepted machine labels.
 
-    The accuracy is estimated on the audited items people answered: the machine label counts as
-    right when it equals people's label. Outcomes (``status`` of the returned verdict):
+    The accuracy is estimated on the audited items people answered. With ``answers`` (people's
+    individual answers: ``item_id, annotator, label[, status]``) a machine label counts as right
+    when it is among the labels people gave most often for that item
+    (:func:`tasks.consensus.plurality_answers`): people alone judge the model. The consensus label
+    in ``after`` cannot serve when it came from CROWDLAB, which weighs in the model's own
+    probabilities; without ``answers`` it is used (for callers that have only consensus labels).
+    Outcomes (``status`` of the returned verdict):
 
     - ``unverified``: nobody checked a sample (review mode none, or audit share 0); the rows are
       returned unchanged and the verdict says so;
@@ -291,7 +303,11 @@ def verify_machine_labels(
             why=UNCHECKED if machine_ok.any() else NOTHING_TO_CHECK,
         )
         return after, verdict
-    right = np.array([prior.at[i, "label"] == now.at[i, "label"] for i in answered])
+    if answers is not None:
+        said = plurality_answers(answers[answers["item_id"].isin(set(answered))])
+        right = np.array([prior.at[i, "label"] in said.get(i, ()) for i in answered])
+    else:
+        right = np.array([prior.at[i, "label"] == now.at[i, "label"] for i in answered])
     confidence = prior.loc[answered, "confidence"].to_numpy(dtype=float)
     correct = int(right.sum())
     lower = float(wilson_lower(correct, len(answered)))

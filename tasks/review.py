@@ -27,7 +27,7 @@ from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.annotation_sync import sync_annotations
-from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator
+from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator, plurality_answers
 from tasks.gate import wilson_lower
 from tasks.ingest import Dataset
 
@@ -130,7 +130,10 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
     - other reviewed items take the consensus label (``source: human``, status ``accepted``);
     - items nobody answered usably keep their status and reason.
     The summary measures the machine labels on the audit sample (Wilson interval) and how many
-    quarantine flags people confirmed.
+    quarantine flags people confirmed, both against people's own answers
+    (:func:`tasks.consensus.plurality_answers`), not the consensus, which has the model in it: a
+    machine label (or a flagged given label) counts as right when it is among the labels people
+    gave most often.
     """
     rows = rows.copy().set_index("item_id", drop=False)
     consensus = reviews.consensus.set_index("item_id")
@@ -138,6 +141,7 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
     reasons = reviews.routed.set_index("item_id")["route_reason"]
     summary: dict[str, Any] = {"routed": route.value_counts().to_dict(), "project_id": reviews.project_id}
     sample_hits = sample_n = confirmed = overturned = 0
+    said = plurality_answers(reviews.annotations)  # people alone, no model: what the audit scores
     for item, r in route.items():
         answer = consensus.at[item, "label"] if item in consensus.index else None
         if item in gold:
@@ -149,9 +153,9 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
         before = rows.at[item, "label"]
         if r == "audit_sample":
             sample_n += 1
-            sample_hits += int(before == answer)
+            sample_hits += int(before in said.get(item, ()))
         if r == "quarantined":
-            if answer == rows.at[item, "given_label"]:
+            if rows.at[item, "given_label"] in said.get(item, ()):
                 overturned += 1
             else:
                 confirmed += 1

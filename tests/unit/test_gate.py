@@ -177,3 +177,30 @@ def test_thresholds_are_not_certified_by_luck_when_no_threshold_meets_the_target
         gates = tune_thresholds(probs, labels, target_accuracy=0.96, classes=[str(c) for c in range(k)])
         lucky += any(np.isfinite(g["threshold"]) for g in gates.values())
     assert lucky <= 5
+
+
+def test_people_not_the_consensus_judge_the_machine_labels():
+    """The consensus label of a reviewed item can be CROWDLAB's, which weighs in the model's own
+    probabilities; the gate scores machine labels against people's answers alone."""
+    import pandas as pd
+
+    from tasks.gate import verify_machine_labels
+
+    before = _machine_rows()
+    audited = list(before["item_id"][::2])  # 150 checked
+    after = _answer(before, set(audited), set())  # the consensus agrees with every machine label
+    label = before.set_index("item_id")["label"]
+    flip = {"a": "b", "b": "a"}
+    rows = []
+    for n, item in enumerate(audited):
+        if n < 30:  # both people disagree with the machine label (the consensus sided with it)
+            rows += [(item, "u1", flip[label[item]]), (item, "u2", flip[label[item]])]
+        elif n < 40:  # a tie that includes the machine label: it stands
+            rows += [(item, "u1", label[item]), (item, "u2", flip[label[item]])]
+        else:
+            rows += [(item, "u1", label[item]), (item, "u2", label[item])]
+    answers = pd.DataFrame(rows, columns=["item_id", "annotator", "label"])
+    _, by_consensus = verify_machine_labels(before, after, set(audited), target_accuracy=0.9)
+    _, by_people = verify_machine_labels(before, after, set(audited), target_accuracy=0.9, answers=answers)
+    assert by_consensus["status"] == "verified" and by_consensus["correct"] == 150
+    assert by_people["status"] == "below_target" and by_people["correct"] == 120
