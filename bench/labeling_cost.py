@@ -13,7 +13,7 @@ Methods:
   get one human label; then, for each round: :func:`tasks.autolabel.out_of_sample_proba` on the
   human-labeled items, escalation of disagreements (:func:`tasks.consensus.needs_another_annotator`
   picks the items, :func:`tasks.consensus.consensus_labels` folds the answers with CROWDLAB and
-  the model's probabilities; a strict majority of people outvotes the model),
+  the model's probabilities),
   :func:`tasks.gate.tune_thresholds` at the target accuracy on people's own verdict (the model's
   prediction counts as right when it is among the answers given most often: no model in the
   evidence that certifies the model), :func:`tasks.autolabel.fit_model` + ``predict_proba_unlabeled`` for the
@@ -532,7 +532,7 @@ def report(results: list, seed: int, policy: Policy, command: str) -> str:
         "whose answers disagree (with each other, or a single answer with the model's prediction "
         "when settle='model') get one more annotator, picked by `needs_another_annotator`, until "
         "settled or all 5 bots answered; `consensus_labels` (CROWDLAB with the model's "
-        "probabilities, a strict majority of people outvoting the model) gives the labels; "
+        "probabilities) gives the labels; "
         "`tune_thresholds` runs on people's own verdict (the prediction counts as right when it is "
         "among the answers given most often), never on the consensus, which has the model in it; "
         "`fit_model` + "
