@@ -592,7 +592,7 @@ def tune(seed: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="digits,rotten_tomatoes")
+    parser.add_argument("--datasets", default="digits,rotten_tomatoes,rotten_tomatoes_subjectivity")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--text-items", type=int, default=0, help="subsample text sets to this many items (0: all)"

@@ -311,12 +311,13 @@ def verify_machine_labels(
     confidence = prior.loc[answered, "confidence"].to_numpy(dtype=float)
     correct = int(right.sum())
     lower = float(wilson_lower(correct, len(answered)))
-    verdict.update(correct=correct, estimate=correct / len(answered), lower_95=lower)
+    judged = "people's most frequent answer" if answers is not None else "the consensus label"
+    verdict.update(correct=correct, estimate=correct / len(answered), lower_95=lower, judged_by=judged)
     if lower >= target_accuracy:
         verdict.update(
             status="verified",
-            why=f"people checked {len(answered)} auto-accepted machine labels: {correct} right, "
-            f"95% lower bound {lower:.3f} >= target {target_accuracy}",
+            why=f"people checked {len(answered)} auto-accepted machine labels: {correct} right "
+            f"(equal to {judged}), 95% lower bound {lower:.3f} >= target {target_accuracy}",
         )
         return after, verdict
     raised = _lowest_certified(confidence, right, target_accuracy)["threshold"]
@@ -325,8 +326,9 @@ def verify_machine_labels(
     rows.loc[demote, "status"] = "needs_review"
     bar = "no threshold certifies it" if not math.isfinite(raised) else f"threshold raised to {raised:.3f}"
     why = (
-        f"people checked {len(answered)} auto-accepted machine labels: {correct} right "
-        f"(estimate {correct / len(answered):.3f}, 95% lower bound {lower:.3f} < target {target_accuracy}; "
+        f"people checked {len(answered)} auto-accepted machine labels: {correct} right (equal to "
+        f"{judged}; estimate {correct / len(answered):.3f}, 95% lower bound {lower:.3f} "
+        f"< target {target_accuracy}; "
         f"verifying the target takes at least {verdict['needed']} checked labels)"
     )
     rows.loc[demote, "reason"] = rows.loc[demote, "reason"] + f"; not accepted: {why}; {bar}"

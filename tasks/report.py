@@ -127,7 +127,8 @@ def build_report(
             lines += [
                 "",
                 f"Machine labels checked by people (audit sample): {machine['correct']} of "
-                f"{machine['checked']} right, estimate {machine['estimate']:.3f}, "
+                f"{machine['checked']} equal to people's most frequent answer, "
+                f"estimate {machine['estimate']:.3f}, "
                 f"95% lower bound {machine['lower_95']:.3f}.",
             ]
         if resolution["confirmed"] + resolution["overturned"]:
