@@ -137,6 +137,11 @@ def build_report(
                 f"{resolution['overturned']} overturned (flag precision "
                 f"{resolution['flag_precision']:.2f})."
             ]
+        if review.get("labels_no_reviewer_gave"):
+            lines += [
+                f"{review['labels_no_reviewer_gave']} reviewed item(s) carry a label no reviewer gave: "
+                "CROWDLAB weighed the model's probabilities over every answer (their reasons say so)."
+            ]
         if review["annotators"]:
             lines += [
                 "",

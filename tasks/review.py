@@ -128,6 +128,8 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
 
     - gold items keep their known answer (``source: gold``);
     - other reviewed items take the consensus label (``source: human``, status ``accepted``);
+      where CROWDLAB's label is one no reviewer gave (it weighed the model over every answer),
+      the reason says so and ``labels_no_reviewer_gave`` counts it;
     - items nobody answered usably keep their status and reason.
     The summary measures the machine labels on the audit sample (Wilson interval) and how many
     quarantine flags people confirmed, both against people's own answers
@@ -140,7 +142,7 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
     route = reviews.routed.set_index("item_id")["route"]
     reasons = reviews.routed.set_index("item_id")["route_reason"]
     summary: dict[str, Any] = {"routed": route.value_counts().to_dict(), "project_id": reviews.project_id}
-    sample_hits = sample_n = confirmed = overturned = 0
+    sample_hits = sample_n = confirmed = overturned = model_sided = 0
     said = plurality_answers(reviews.annotations)  # people alone, no model: what the audit scores
     for item, r in route.items():
         answer = consensus.at[item, "label"] if item in consensus.index else None
@@ -165,12 +167,19 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
             f"{int(c['n_annotations'])} reviewer(s), {c['method']}: {answer!r} "
             f"(agreement {c['agreement']:.2f}); sent because: {reasons[item]}"
         )
+        if c["agreement"] == 0:  # CROWDLAB weighed the model over every answer
+            model_sided += 1
+            rows.loc[item, "reason"] += (
+                f"; no reviewer gave this label: CROWDLAB weighed the model's probabilities over "
+                f"people's answers ({', '.join(map(repr, sorted(said.get(item, ()))))})"
+            )
     summary["machine_accuracy"] = {
         "checked": sample_n,
         "correct": sample_hits,
         "estimate": sample_hits / sample_n if sample_n else None,
         "lower_95": float(wilson_lower(sample_hits, sample_n)) if sample_n else None,
     }
+    summary["labels_no_reviewer_gave"] = model_sided
     summary["quarantine_resolution"] = {
         "confirmed": confirmed,
         "overturned": overturned,

@@ -128,6 +128,41 @@ def test_apply_reviews_uses_consensus_gold_and_measures_machine_labels_and_flags
     assert summary["quarantine_resolution"]["confirmed"] == 1
 
 
+def test_the_audit_scores_the_machine_label_against_people_even_when_crowdlab_sided_with_it():
+    rows = _rows()  # i3 carries the machine label "a"
+    routed = pd.DataFrame({"item_id": ["i3"], "route": ["audit_sample"], "route_reason": ["sample"]})
+    # both people said "b"; CROWDLAB weighed the model in and kept "a", which nobody answered
+    consensus = pd.DataFrame(
+        {
+            "item_id": ["i3"],
+            "label": ["a"],
+            "quality": 0.4,
+            "agreement": 0.0,
+            "n_annotations": 2,
+            "method": "crowdlab",
+        }
+    )
+    answers = pd.DataFrame(
+        [("i3", "u1", "b", "ok"), ("i3", "u2", "b", "ok")],
+        columns=["item_id", "annotator", "label", "status"],
+    )
+    reviews = Reviews(
+        1, "http://ls/projects/1/data", routed, answers, consensus, pd.DataFrame(columns=["annotator"])
+    )
+    out, summary = apply_reviews(rows, reviews, gold={})
+    assert summary["machine_accuracy"]["checked"] == 1 and summary["machine_accuracy"]["correct"] == 0
+    assert summary["labels_no_reviewer_gave"] == 1
+    reason = out.set_index("item_id").at["i3", "reason"]
+    assert "no reviewer gave this label" in reason and "'b'" in reason
+    from tasks.report import build_report
+
+    text = build_report(
+        out, classes=CLASSES, lineage={"review": summary}, version=0, created=True, plot_name=None
+    )
+    assert "0 of 1 equal to people's most frequent answer" in text
+    assert "1 reviewed item(s) carry a label no reviewer gave" in text
+
+
 def test_the_audit_sample_is_large_enough_to_verify_the_target_or_takes_every_machine_label():
     import pandas as pd
 
