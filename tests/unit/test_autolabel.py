@@ -10,12 +10,11 @@ from labelgate.errors import DataError, LabelgateError, SpecError
 from tasks.autolabel import (
     KINDS,
     fit_model,
-    load_model,
     make_estimators,
     out_of_sample_proba,
     predict_proba_unlabeled,
-    save_model,
 )
+from tasks.model_files import load_model, save_model
 
 
 @pytest.fixture(scope="module")
