@@ -184,6 +184,44 @@ def test_the_audit_sample_is_large_enough_to_verify_the_target_or_takes_every_ma
     assert set(floored["route"]) == {"audit_sample"}
 
 
+def test_people_outvote_the_model_when_their_answer_leads_by_two():
+    """CROWDLAB can side with a confident model against two agreeing people; where people's most
+    frequent answer leads by two or more (2-0, 3-1), it is the label. Answers as the review
+    escalates them: one, and more while they disagree with the model, until a strict majority."""
+    classes = ["review", "plot"]
+    rng = np.random.default_rng(0)
+    n = 1000
+    truth = (rng.random(n) < 0.5).astype(int)
+    ids = [f"t{i}" for i in range(n)]
+    model = np.where(rng.random(n) < 0.96, truth, 1 - truth)
+    conf = rng.uniform(0.6, 0.99, n)
+    probs = np.zeros((n, 2))
+    probs[np.arange(n), model] = conf
+    probs[np.arange(n), 1 - model] = 1 - conf
+    rows = []
+    for i in range(n):
+        answers: list[int] = []
+        while len(answers) < 5:
+            answers.append(int(truth[i] if rng.random() < 0.9 else 1 - truth[i]))
+            votes = np.bincount(answers, minlength=2)
+            settled = len(answers) == 1 and answers[0] == model[i]
+            if settled or (votes.max() >= 2 and votes.max() > votes.min()):
+                break
+        rows += [
+            {"item_id": ids[i], "annotator": f"u{j}", "label": classes[a]} for j, a in enumerate(answers)
+        ]
+    annotations = pd.DataFrame(rows)
+    out = consensus_labels(annotations, ids, classes, pred_probs=probs)
+    assert out["method"].iloc[0] == "crowdlab" and out.attrs["model_overruled"] > 0
+    counts = annotations.groupby("item_id")["label"].agg(lambda s: s.value_counts().tolist())
+    leads = counts[counts.map(lambda c: c[0] - (c[1] if len(c) > 1 else 0) >= 2)].index
+    majority = annotations.groupby("item_id")["label"].agg(lambda s: s.value_counts().index[0])
+    labels = out.set_index("item_id")["label"]
+    assert len(leads) and (labels[leads] == majority[leads]).all()
+    accuracy = (out["label"].to_numpy() == np.asarray(classes, dtype=object)[truth]).mean()
+    assert accuracy > 0.98  # CROWDLAB's label alone: 0.966 on these answers
+
+
 def test_plurality_answers_are_people_only_and_keep_ties():
     annotations = pd.DataFrame(
         [
