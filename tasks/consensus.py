@@ -18,6 +18,7 @@ agreement with consensus and, where gold items exist, by accuracy on them.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -25,7 +26,6 @@ import pandas as pd
 from cleanlab.multiannotator import (
     get_active_learning_scores,
     get_label_quality_multiannotator,
-    get_majority_vote_label,
 )
 
 from labelgate.errors import DataError
@@ -68,6 +68,47 @@ def plurality_answers(annotations: pd.DataFrame) -> dict[str, set[str]]:
     top = counts.groupby(level=0).transform("max")
     winners = counts[counts == top].reset_index()
     return {item: set(labels) for item, labels in winners.groupby("item_id")["label"]}
+
+
+def majority_vote(sub: pd.DataFrame, k: int) -> np.ndarray:
+    """Class codes by majority vote over an items x annotators matrix (:func:`annotation_matrix`,
+    every row answered).
+
+    Ties go, as in cleanlab's ``get_majority_vote_label``, to the tied answer of the annotator who
+    agrees most with the untied items; where that does not decide, to the first tied class in
+    the schema. cleanlab breaks those last ties at random (unseeded), so a rerun could relabel,
+    and it fails outright when every item is tied; this is the same vote, deterministic.
+    """
+    votes = sub.to_numpy()
+    counts = np.stack([(votes == c).sum(axis=1) for c in range(k)], axis=1)
+    top = counts.max(axis=1)
+    codes = counts.argmax(axis=1)
+    tied = np.flatnonzero((counts == top[:, None]).sum(axis=1) > 1)
+    clear = np.setdiff1d(np.arange(len(codes)), tied)
+    if not len(tied) or not len(clear):
+        return codes
+    answered = ~np.isnan(votes[clear])
+    hits = (votes[clear] == codes[clear, None]) & answered
+    agreement = np.where(
+        answered.sum(axis=0) > 0, hits.sum(axis=0) / np.maximum(answered.sum(axis=0), 1), -1.0
+    )
+    for i in tied:
+        candidates = np.flatnonzero(counts[i] == top[i])
+        who = [(agreement[j], -int(votes[i, j])) for j in range(votes.shape[1]) if votes[i, j] in candidates]
+        codes[i] = -max(who)[1]  # the most agreeing annotator's answer; then the first class
+    return codes
+
+
+@contextlib.contextmanager
+def _ties_broken_the_same_way(seed: int = 0):
+    """cleanlab breaks CROWDLAB's last majority-vote ties (after the model's probabilities) with
+    the global ``np.random``, unseeded; seed it for the call, then restore it."""
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
 
 
 def _people_lead(sub: pd.DataFrame, k: int, codes, agreement, quality):
@@ -123,8 +164,8 @@ def consensus_labels(
     # CROWDLAB needs at least one item with 2+ annotators and all classes representable
     multi = (sub.notna().sum(axis=1) >= 2).any()
     if pred_probs is not None and multi and sub.shape[1] >= 2:
-        with warnings.catch_warnings():  # "annotators do not agree on any example" on tiny batches
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(), _ties_broken_the_same_way():
+            warnings.simplefilter("ignore", UserWarning)  # "annotators do not agree on any example"
             result = get_label_quality_multiannotator(
                 sub.reset_index(drop=True),
                 np.asarray(pred_probs)[answered],
@@ -139,7 +180,7 @@ def consensus_labels(
         codes, agreement, quality, overruled = _people_lead(sub, len(classes), codes, agreement, quality)
         out.attrs["model_overruled"] = overruled
     else:
-        codes = get_majority_vote_label(sub.reset_index(drop=True), verbose=False).astype(int)
+        codes = majority_vote(sub, len(classes))
         votes = sub.to_numpy()
         agreement = np.nanmean(votes == codes[:, None], axis=1, where=~np.isnan(votes))
         quality = agreement

@@ -222,6 +222,29 @@ def test_people_outvote_the_model_when_their_answer_leads_by_two():
     assert accuracy > 0.98  # CROWDLAB's label alone: 0.966 on these answers
 
 
+def test_tied_answers_get_the_same_label_on_every_run():
+    """cleanlab's majority vote breaks its last ties at random (and fails when every item is
+    tied): a rerun must not relabel, and nothing may crash."""
+    ids = [f"t{i}" for i in range(200)]
+    annotations = pd.DataFrame(
+        [(i, "u1", "a") for i in ids] + [(i, "u2", "b") for i in ids],
+        columns=["item_id", "annotator", "label"],
+    )
+    runs = []
+    for seed in (1, 2):
+        np.random.seed(seed)
+        runs.append(consensus_labels(annotations, ids, CLASSES)["label"].tolist())
+    assert runs[0] == runs[1] == ["a"] * 200  # every item tied, nobody to prefer: the first class
+    # a tie goes to the annotator who agrees most with the untied items (u1 here, not u2)
+    clear = [
+        (f"c{i}", who, label) for i in range(5) for who, label in (("u1", "a"), ("u3", "a"), ("u2", "b"))
+    ]
+    tied = [("x", "u1", "b"), ("x", "u2", "a")]
+    frame = pd.DataFrame(clear + tied, columns=["item_id", "annotator", "label"])
+    out = consensus_labels(frame, [f"c{i}" for i in range(5)] + ["x"], CLASSES).set_index("item_id")
+    assert out.at["x", "label"] == "b" and (out.loc[[f"c{i}" for i in range(5)], "label"] == "a").all()
+
+
 def test_plurality_answers_are_people_only_and_keep_ties():
     annotations = pd.DataFrame(
         [
