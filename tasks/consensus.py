@@ -70,6 +70,11 @@ def plurality_answers(annotations: pd.DataFrame) -> dict[str, set[str]]:
     return {item: set(labels) for item, labels in winners.groupby("item_id")["label"]}
 
 
+def _vote_counts(votes: np.ndarray, k: int) -> np.ndarray:
+    """(items, k) answers per class from an items x annotators array of codes (NaN: none)."""
+    return np.stack([(votes == c).sum(axis=1) for c in range(k)], axis=1)
+
+
 def majority_vote(sub: pd.DataFrame, k: int) -> np.ndarray:
     """Class codes by majority vote over an items x annotators matrix (:func:`annotation_matrix`,
     every row answered).
@@ -80,7 +85,7 @@ def majority_vote(sub: pd.DataFrame, k: int) -> np.ndarray:
     and it fails outright when every item is tied; this is the same vote, deterministic.
     """
     votes = sub.to_numpy()
-    counts = np.stack([(votes == c).sum(axis=1) for c in range(k)], axis=1)
+    counts = _vote_counts(votes, k)
     top = counts.max(axis=1)
     codes = counts.argmax(axis=1)
     tied = np.flatnonzero((counts == top[:, None]).sum(axis=1) > 1)
@@ -116,8 +121,7 @@ def _people_lead(sub: pd.DataFrame, k: int, codes, agreement, quality):
     the label (its agreement and quality: the share of answers that gave it, as majority vote
     scores); elsewhere CROWDLAB's stays. Returns the new codes, agreement, quality and how many
     items changed."""
-    votes = sub.to_numpy()
-    counts = np.stack([(votes == c).sum(axis=1) for c in range(k)], axis=1)
+    counts = _vote_counts(sub.to_numpy(), k)
     ranked = np.sort(counts, axis=1)
     lead = ranked[:, -1] - (ranked[:, -2] if k >= 2 else 0)
     majority = counts.argmax(axis=1)
