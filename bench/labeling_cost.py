@@ -13,12 +13,12 @@ Methods:
   get one human label; then, for each round: :func:`tasks.autolabel.out_of_sample_proba` on the
   human-labeled items, escalation of disagreements (:func:`tasks.consensus.needs_another_annotator`
   picks the items, :func:`tasks.consensus.consensus_labels` folds the answers with CROWDLAB and
-  the model's probabilities),
-  :func:`tasks.gate.tune_thresholds` at the target accuracy on people's own verdict (the model's
-  prediction counts as right when it is among the answers given most often: no model in the
-  evidence that certifies the model), :func:`tasks.autolabel.fit_model` + ``predict_proba_unlabeled`` for the
-  others, and :func:`tasks.route.route_items` (items below threshold, plus an audit sample of
-  accepted machine labels). Intermediate rounds send a batch of the routed items to people
+  the model's probabilities), :func:`tasks.gate.tune_thresholds` at the target accuracy on
+  people's own verdict (the model's prediction counts as right when it is among the answers
+  given most often: no model in the evidence that certifies the model),
+  :func:`tasks.autolabel.fit_model` + ``predict_proba_unlabeled`` for the others, and
+  :func:`tasks.route.route_items` (items below threshold, plus an audit sample of accepted
+  machine labels). Intermediate rounds send a batch of the routed items to people
   and retrain (active learning); the last round sends every routed item.
 - ``one_human``: one label per item from a random team member.
 - ``three_human_vote``: three labels per item (three distinct team members), majority vote.
