@@ -208,7 +208,7 @@ def machine_label_gate(
         after,
         audited,
         target_accuracy=spec.autolabel.target_accuracy,
-        answers=people.annotations if people is not None else None,
+        answers=people.annotations if people is not None else NO_ANSWERS,
     )
     verdict["action"] = spec.validation.low_machine_accuracy
     if sent_to_people:
@@ -240,6 +240,9 @@ def labels_needed(target_accuracy: float, *, limit: int = 100_000) -> int:
     return n
 
 
+NO_ANSWERS = pd.DataFrame(columns=["item_id", "annotator", "label"])
+"""No review round: nobody answered."""
+
 UNCHECKED = "no person checked a sample of the auto-accepted machine labels: their accuracy is unverified"
 NOTHING_TO_CHECK = (
     "no machine label was auto-accepted (none passed its class threshold, or people answered them "
@@ -253,7 +256,7 @@ def verify_machine_labels(
     audited: set[str] | frozenset[str],
     *,
     target_accuracy: float,
-    answers: pd.DataFrame | None = None,
+    answers: pd.DataFrame,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The autolabel quality gate: are the auto-accepted machine labels as good as the target?
 
@@ -261,12 +264,12 @@ def verify_machine_labels(
     ``confidence``); after: the same items after the review round (``source`` is ``human`` where
     people answered); audited: ids of the random audit sample of auto-accepted machine labels.
 
-    The accuracy is estimated on the audited items people answered. With ``answers`` (people's
-    individual answers: ``item_id, annotator, label[, status]``) a machine label counts as right
-    when it is among the labels people gave most often for that item
-    (:func:`tasks.consensus.plurality_answers`): people alone judge the model. The consensus label
-    in ``after`` cannot serve when it came from CROWDLAB, which weighs in the model's own
-    probabilities; without ``answers`` it is used (for callers that have only consensus labels).
+    answers: people's individual answers (``item_id, annotator, label[, status]``).
+
+    The accuracy is estimated on the audited items people answered: a machine label counts as
+    right when it is among the labels people gave most often for that item
+    (:func:`tasks.consensus.plurality_answers`), so people alone judge the model. The consensus
+    label in ``after`` cannot serve: CROWDLAB weighs in the model's own probabilities.
     Outcomes (``status`` of the returned verdict):
 
     - ``unverified``: nobody checked a sample (review mode none, or audit share 0); the rows are
@@ -303,21 +306,18 @@ def verify_machine_labels(
             why=UNCHECKED if machine_ok.any() else NOTHING_TO_CHECK,
         )
         return after, verdict
-    if answers is not None:
-        said = plurality_answers(answers[answers["item_id"].isin(set(answered))])
-        right = np.array([prior.at[i, "label"] in said.get(i, ()) for i in answered])
-    else:
-        right = np.array([prior.at[i, "label"] == now.at[i, "label"] for i in answered])
+    said = plurality_answers(answers[answers["item_id"].isin(set(answered))])
+    right = np.array([prior.at[i, "label"] in said.get(i, ()) for i in answered])
     confidence = prior.loc[answered, "confidence"].to_numpy(dtype=float)
     correct = int(right.sum())
     lower = float(wilson_lower(correct, len(answered)))
-    judged = "people's most frequent answer" if answers is not None else "the consensus label"
-    verdict.update(correct=correct, estimate=correct / len(answered), lower_95=lower, judged_by=judged)
+    verdict.update(correct=correct, estimate=correct / len(answered), lower_95=lower)
     if lower >= target_accuracy:
         verdict.update(
             status="verified",
             why=f"people checked {len(answered)} auto-accepted machine labels: {correct} right "
-            f"(equal to {judged}), 95% lower bound {lower:.3f} >= target {target_accuracy}",
+            f"(equal to people's most frequent answer), 95% lower bound {lower:.3f} "
+            f">= target {target_accuracy}",
         )
         return after, verdict
     raised = _lowest_certified(confidence, right, target_accuracy)["threshold"]
@@ -327,7 +327,7 @@ def verify_machine_labels(
     bar = "no threshold certifies it" if not math.isfinite(raised) else f"threshold raised to {raised:.3f}"
     why = (
         f"people checked {len(answered)} auto-accepted machine labels: {correct} right (equal to "
-        f"{judged}; estimate {correct / len(answered):.3f}, 95% lower bound {lower:.3f} "
+        f"people's most frequent answer; estimate {correct / len(answered):.3f}, 95% lower bound {lower:.3f} "
         f"< target {target_accuracy}; "
         f"verifying the target takes at least {verdict['needed']} checked labels)"
     )
