@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from labelgate import temporary_server
 from labelgate.errors import LabelgateError
 
 app = typer.Typer(
@@ -41,7 +42,6 @@ def run(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
 ) -> None:
     """Run a labeling job and publish a new label-set version."""
-    from labelgate import temporary_server
     from labelgate.spec import load_spec
 
     _quiet_prefect(verbose)
@@ -64,7 +64,6 @@ def demo(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
 ) -> None:
     """Run the bundled demo: scikit-learn's digits with 15% of labels flipped on purpose."""
-    from labelgate import temporary_server
     from labelgate.demo import scorecard, write_demo
     from labelgate.spec import load_spec
     from labelgate.store import LabelStore
@@ -130,8 +129,6 @@ def _run_with_progress(spec):
 
         unsubscribe = progress.subscribe(advance)
         try:
-            from labelgate import temporary_server
-
             with temporary_server.in_use():
                 return labeling_job(spec)
         except LabelgateError as exc:
