@@ -303,6 +303,13 @@ def _lineage_block(name: str, version: int, data: dict) -> list[str]:
             for c, t in thresholds.items()
         )
         lines.append(f"  thresholds:  target {data.get('target_accuracy')}: {shown}")
+        evidence = data.get("threshold_evidence") or {}
+        if evidence.get("machine_made_left_out"):
+            lines.append(
+                f"  evidence:    {evidence['used']} of {evidence['given_labels']} given labels "
+                f"({evidence['machine_made_left_out']} machine-made, per column "
+                f"{evidence['label_source_column']!r}, left out)"
+            )
     verdict = data.get("machine_labels")
     if verdict:
         lines.append(f"  machine labels: {verdict.get('status')} — {verdict.get('why')}")

@@ -39,11 +39,23 @@ class DatasetSpec(_Strict):
     label_column: str | None = Field(
         default=None, description="Existing labels, if any; they get audited like any other."
     )
+    label_source_column: str | None = Field(
+        default=None,
+        description=(
+            "Column saying who made each existing label. Labels marked `model` or `machine` "
+            "(a machine label, e.g. in a `labelgate labelsets export`) are audited and trained on "
+            "like the others but are never evidence for the machine-label thresholds: a model "
+            "cannot vouch for machine labels. Left out, a column named `source` holding only "
+            "labelgate's values (given, model, human, gold) is used."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_input_kind(self) -> DatasetSpec:
         if (self.text_column is None) == (not self.feature_columns):
             raise ValueError("give exactly one of text_column or feature_columns")
+        if self.label_source_column and not self.label_column:
+            raise ValueError("label_source_column says who made the labels in label_column: set both")
         return self
 
     @property

@@ -5,7 +5,9 @@ the lowest threshold at which the lower bound of a Wilson interval on the estima
 predictions of c still reaches the target.
 
 The evidence is the out-of-sample predictions on every item that came with a label, scored
-against that given label. Given labels that passed the audit cannot serve: the audit passes
+against that given label, except labels the file says a model made (``dataset.label_source_column``;
+an exported labelgate label set says so in its ``source`` column): a model cannot vouch for machine
+labels, its own or another's. Given labels that passed the audit cannot serve: the audit passes
 exactly the items whose prediction agrees with them, so they would certify anything. Scoring
 against all given labels, noise included, understates the model's accuracy when the given labels
 are noisy: the gate then accepts fewer machine labels, never more. Human answers (review mode)
@@ -26,7 +28,7 @@ from labelgate.errors import GateError
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from tasks.consensus import plurality_answers
-from tasks.ingest import UNLABELED, Dataset
+from tasks.ingest import Dataset
 
 Z_95 = 1.959963984540054
 
@@ -174,8 +176,9 @@ def tune_thresholds(
 def gate(
     spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray, *, allow_pooled: bool = True
 ) -> dict[str, dict[str, float]]:
-    """Tune per-class thresholds against every given label (see the module docstring)."""
-    labeled = dataset.given != UNLABELED
+    """Tune per-class thresholds against every given label not made by a model (see the module
+    docstring)."""
+    labeled = dataset.evidence
     return tune_thresholds(
         pred_probs[labeled],
         dataset.given[labeled],
@@ -343,8 +346,9 @@ def verify_machine_labels(
 
 
 def threshold_curves(dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-    """Per-class coverage/accuracy curves against the given labels, for the report."""
-    labeled = dataset.given != UNLABELED
+    """Per-class coverage/accuracy curves against the given labels the thresholds were tuned on,
+    for the report."""
+    labeled = dataset.evidence
     probs, given = pred_probs[labeled], dataset.given[labeled]
     predicted = probs.argmax(axis=1)
     return {

@@ -35,7 +35,10 @@ class Dataset:
     """A checked dataset, as arrays.
 
     ids: (n,) str; X: (n,) str for text or (n, d) float for tabular;
-    given: (n,) int class codes, ``UNLABELED`` (-1) where the file has no label.
+    given: (n,) int class codes, ``UNLABELED`` (-1) where the file has no label;
+    machine_made: (n,) bool, True where the file says a model made the given label
+    (``label_source_column``; None: the file does not say); label_source_column: the column that
+    said so (None: none did).
     """
 
     ids: np.ndarray
@@ -45,10 +48,19 @@ class Dataset:
     kind: str
     fingerprint: str
     source: str
+    machine_made: np.ndarray | None = None
+    label_source_column: str | None = None
 
     @property
     def n_labeled(self) -> int:
         return int((self.given != UNLABELED).sum())
+
+    @property
+    def evidence(self) -> np.ndarray:
+        """(n,) bool: given labels that may serve as evidence for the machine-label thresholds,
+        i.e. every given label not made by a model."""
+        labeled = self.given != UNLABELED
+        return labeled if self.machine_made is None else labeled & ~self.machine_made
 
 
 def _read_bytes(path: str) -> bytes:
@@ -100,6 +112,29 @@ def check_table(frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSchema) 
         raise DataError(f"dataset {dataset.path} failed its checks:\n  " + "\n  ".join(problems))
 
 
+MACHINE_SOURCES = frozenset({"model", "machine"})
+"""Values of ``label_source_column`` (any case) that mark a given label as machine-made."""
+LABELGATE_SOURCES = frozenset({"given", "model", "human", "gold"})
+"""The ``source`` values of a labelgate label set (``labelsets export``)."""
+
+
+def label_source_column(frame: pd.DataFrame, dataset: DatasetSpec) -> str | None:
+    """The column that says who made each given label: the spec's ``label_source_column``, else
+    a column named ``source`` holding only labelgate's values (an exported label set), else None."""
+    if not dataset.label_column:
+        return None
+    if dataset.label_source_column:
+        return dataset.label_source_column
+    if "source" not in frame.columns or "source" in (
+        dataset.id_column,
+        dataset.text_column,
+        dataset.label_column,
+    ):
+        return None
+    values = set(frame["source"].dropna().astype(str).str.strip().str.lower())
+    return "source" if values and values <= LABELGATE_SOURCES else None
+
+
 def to_dataset(
     frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSchema, *, fingerprint: str
 ) -> Dataset:
@@ -114,6 +149,11 @@ def to_dataset(
         labels = frame[dataset.label_column]
         present = labels.notna().to_numpy()
         given[present] = [codes.get(str(v).strip(), UNLABELED) for v in labels[present]]
+    made_by = label_source_column(frame, dataset)
+    machine_made = None
+    if made_by:
+        said = frame[made_by].astype("string").str.strip().str.lower()
+        machine_made = said.isin(MACHINE_SOURCES).fillna(False).to_numpy(dtype=bool) & (given != UNLABELED)
     return Dataset(
         ids=frame[dataset.id_column].astype(str).to_numpy(dtype=object),
         X=X,
@@ -122,6 +162,8 @@ def to_dataset(
         kind=dataset.kind,
         fingerprint=fingerprint,
         source=dataset.path,
+        machine_made=machine_made,
+        label_source_column=made_by,
     )
 
 

@@ -72,6 +72,7 @@ def build_lineage(
         "models": models,
         "target_accuracy": spec.autolabel.target_accuracy,
         "thresholds": thresholds,
+        "threshold_evidence": threshold_evidence(dataset),
         "machine_accuracy_verified": bool(review and review["machine_accuracy"]["checked"]),
         "review": review,
         "audit": audit_settings,
@@ -82,6 +83,17 @@ def build_lineage(
         "machine_labels": validation.get("machine_labels"),
         "rights_check": validation.get("rights"),
         "versions": {"labelgate": labelgate.__version__, "cleanlab": cleanlab.__version__},
+    }
+
+
+def threshold_evidence(dataset: Dataset) -> dict[str, Any]:
+    """What the thresholds were tuned on: the given labels, less those a model made."""
+    machine = 0 if dataset.machine_made is None else int(dataset.machine_made.sum())
+    return {
+        "given_labels": dataset.n_labeled,
+        "used": int(dataset.evidence.sum()),
+        "machine_made_left_out": machine,
+        "label_source_column": dataset.label_source_column,
     }
 
 

@@ -24,6 +24,17 @@ from labelgate.store import STATUSES
 from tasks.report_figure import class_status_counts, confusion, png_bytes
 
 
+def _evidence_text(evidence: dict | None) -> str:
+    """The given labels the thresholds were tuned on, in words."""
+    if not evidence or not evidence.get("machine_made_left_out"):
+        return "every given label"
+    return (
+        f"{evidence['used']} of the {evidence['given_labels']} given labels: the "
+        f"{evidence['machine_made_left_out']} that column `{evidence['label_source_column']}` says a "
+        "model made were left out (a model cannot vouch for machine labels)"
+    )
+
+
 def counts(rows: pd.DataFrame) -> dict[str, Any]:
     """Counts by status, by source and by class x status."""
     return {
@@ -88,8 +99,8 @@ def build_report(
             "## Machine-label gate",
             "",
             f"Target accuracy {lineage.get('target_accuracy')}. Estimated from out-of-sample "
-            "predictions scored against every given label, noise included (Wilson 95% lower bound; "
-            "noisy given labels make this conservative); "
+            f"predictions scored against {_evidence_text(lineage.get('threshold_evidence'))}, noise "
+            "included (Wilson 95% lower bound; noisy given labels make this conservative); "
             + (
                 "no machine label was published without a person's answer."
                 if not c["source"].get("model")

@@ -29,7 +29,7 @@ def _rows(frame: pd.DataFrame, mask: np.ndarray | pd.Series, id_column: str) -> 
 def required_columns(frame: pd.DataFrame, dataset: DatasetSpec, schema: LabelSchema) -> list[str]:
     wanted = [dataset.id_column]
     wanted += [dataset.text_column] if dataset.text_column else list(dataset.feature_columns or [])
-    wanted += [dataset.label_column] if dataset.label_column else []
+    wanted += [c for c in (dataset.label_column, dataset.label_source_column) if c]
     missing = [c for c in wanted if c not in frame.columns]
     if not missing:
         return []

@@ -210,3 +210,34 @@ def test_screening_drift_and_unverified_machine_labels_show_in_lineage_and_repor
     # a rerun compares with version 0 again (not with its own version 1): same decisions, no new version
     again = labeling_job(spec)
     assert (again.version, again.created) == (1, False)
+
+
+def test_labels_a_model_made_cannot_certify_machine_labels(tmp_path):
+    """A label set exported by labelgate and fed back in: its machine labels (source 'model') are
+    audited like any given label, but the thresholds rest only on the labels people made."""
+    frame = _frame(seed=3)
+    labeled = frame["label"].notna()
+    frame["source"] = np.where(labeled.to_numpy() & (np.arange(len(frame)) % 3 > 0), "model", "human")
+    trusting = load_spec(write_job(tmp_path / "plain", frame.drop(columns="source"), autolabel=AUTOLABEL))
+    exported = load_spec(write_job(tmp_path / "export", frame, label_set="again", autolabel=AUTOLABEL))
+
+    labeling_job(trusting)
+    labeling_job(exported)
+    store = LabelStore()
+    plain, again = store.lineage("texts"), store.lineage("again")
+    machine_made = int((frame["source"] == "model").sum())
+    assert plain["threshold_evidence"]["used"] == int(labeled.sum())
+    assert again["threshold_evidence"] == {
+        "given_labels": int(labeled.sum()),
+        "used": int(labeled.sum()) - machine_made,
+        "machine_made_left_out": machine_made,
+        "label_source_column": "source",
+    }
+    # with every given label as evidence the thresholds certify the target; with the people-made
+    # third alone (21 labels) they cannot, and no machine label is accepted
+    assert any(np.isfinite(t["threshold"]) for t in plain["thresholds"].values())
+    assert not any(np.isfinite(t["threshold"]) for t in again["thresholds"].values())
+    rows = store.read("again")
+    assert not ((rows["source"] == "model") & (rows["status"] == "accepted")).any()
+    report = (tmp_path / "runs" / "again" / "v0" / "report.md").read_text()
+    assert f"the {machine_made} that column `source` says a model made were left out" in report

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from labelgate.errors import DataError
+from labelgate.errors import DataError, SpecError
 from labelgate.spec import load_spec
 from tasks.ingest import UNLABELED, load_dataset
 from tests.conftest import make_text_frame, write_job
@@ -92,3 +92,44 @@ def test_tabular_non_numeric_feature(tmp_path):
         _load(path)
     assert "column 'f0': missing or non-numeric value at rows 2 (ids 'b')" in str(info.value)
     assert "column 'f1'" in str(info.value)
+
+
+def test_labels_the_file_says_a_model_made_are_no_evidence_for_the_thresholds(tmp_path):
+    frame = make_text_frame(5)
+    frame["made_by"] = ["Model", "annotator ann", "machine", None, "human"] * 3
+    frame.loc[5, "label"] = None  # a row without a label is never evidence, whoever 'made' it
+    dataset = {"path": "data.csv", "id_column": "id", "text_column": "text", "label_column": "label"}
+    data = _load(write_job(tmp_path, frame, dataset={**dataset, "label_source_column": "made_by"}))
+    assert data.label_source_column == "made_by"
+    machine = (
+        frame["made_by"].str.lower().isin(["model", "machine"]).to_numpy() & frame["label"].notna().to_numpy()
+    )
+    assert data.machine_made.tolist() == machine.tolist()
+    assert data.evidence.tolist() == (frame["label"].notna().to_numpy() & ~machine).tolist()
+    assert (
+        data.n_labeled == 14 and data.evidence.sum() == 14 - machine.sum() == 9
+    )  # row 5 (Model) has no label
+
+
+def test_an_exported_label_sets_source_column_is_read_without_being_named(tmp_path):
+    frame = make_text_frame(5)
+    frame["source"] = ["model", "human", "given", "gold", "model"] * 3  # labelgate's own values
+    data = _load(write_job(tmp_path, frame))
+    assert data.label_source_column == "source"
+    assert data.machine_made.tolist() == (frame["source"] == "model").tolist()
+
+    frame["source"] = ["model", "web crawl", "given", "gold", "model"] * 3  # some other 'source'
+    data = _load(write_job(tmp_path, frame))
+    assert data.label_source_column is None and data.machine_made is None
+    assert data.evidence.tolist() == (data.given != UNLABELED).tolist()
+
+
+def test_label_source_column_must_exist_and_needs_a_label_column(tmp_path):
+    dataset = {"path": "data.csv", "id_column": "id", "text_column": "text", "label_column": "label"}
+    with pytest.raises(DataError, match=r"missing column.*'made_by'"):
+        _load(write_job(tmp_path, make_text_frame(5), dataset={**dataset, "label_source_column": "made_by"}))
+    del dataset["label_column"]
+    with pytest.raises(SpecError, match="label_source_column says who made the labels in label_column"):
+        load_spec(
+            write_job(tmp_path, make_text_frame(5), dataset={**dataset, "label_source_column": "made_by"})
+        )

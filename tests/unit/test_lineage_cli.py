@@ -38,6 +38,12 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "models": {"text": "tfidf+sgd"},
         "target_accuracy": 0.95,
         "thresholds": {"cat": {"threshold": 0.93, "basis": "class"}},
+        "threshold_evidence": {
+            "given_labels": 40,
+            "used": 30,
+            "machine_made_left_out": 10,
+            "label_source_column": "source",
+        },
         "rights_of_sources": [
             {"license": "CC-BY-4.0", "source": "shelter photos", "allowed_uses": ["training"]},
             {
@@ -64,6 +70,7 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "vet notes · CC0-1.0 · uses training · expires 2030-01-01",
         "m2 (text)",
         "cat 0.930 (class)",
+        "evidence:    30 of 40 given labels (10 machine-made, per column 'source', left out)",
         "machine labels: unverified",
         "personal_data: 2 found, quarantine",
         "class distribution",
