@@ -6,8 +6,9 @@ subprocess while the run waits (about 10 s of a 100k-item run, BENCHMARKS.md). T
 starts the same server (Prefect's own command, as ``SubprocessASGIServer`` runs it) when the
 command starts and ``PREFECT_API_URL`` is not in the environment, so that it boots on the other
 core while the CLI imports the pipeline, and points the run at it (or stops it, if Prefect's
-settings name a server after all). It stops when the command exits, as Prefect's does; its runs
-stay in the local Prefect database.
+settings name a server after all). It stops when the command exits, as Prefect's does, and also
+when the command is killed (Linux: the kernel's parent-death signal); its runs stay in the local
+Prefect database.
 """
 
 from __future__ import annotations
@@ -46,10 +47,25 @@ def start_if_needed() -> bool:
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]
-    process = subprocess.Popen(command, env=env)
+    parent = os.getpid()
+    process = subprocess.Popen(command, env=env, preexec_fn=lambda: _die_with_parent(parent))
     atexit.register(stop)
     _server = (process, f"http://127.0.0.1:{port}/api")
     return True
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the child, before exec: on Linux, ask the kernel for SIGTERM when the CLI dies, so that
+    a CLI killed with SIGKILL (no atexit) does not leave the server running. Elsewhere, nothing."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the CLI died before the request took effect
+        os._exit(1)
 
 
 @contextlib.contextmanager
