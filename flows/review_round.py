@@ -2,7 +2,9 @@
 ``review.mode: labelstudio``. It wires the review stages and nothing else.
 
     route ─► send_to_review (idempotent import) ─► [bot labelers] ─► collect_reviews
-          ─► one more annotator where people disagree (active learning) ─► wait for people
+          ─► one more annotator where people disagree (active learning)
+          ─► one more where people's check of a machine label is not settled (adjudication)
+          ─► wait for people
           ─► apply_reviews (consensus into the rows)
 """
 
@@ -22,10 +24,14 @@ from tasks.ingest import Dataset
 from tasks.review import (
     ReviewPending,
     Reviews,
+    adjudication,
     apply_reviews,
+    ask_for_more_answers,
+    checked_machine_labels,
     collect_reviews,
     connect_review_webhook,
     extra_annotations,
+    most_answers,
     read_answers,
     send_to_review,
     simulate_labelers,
@@ -77,14 +83,42 @@ def review_round(
     reviews = collect_reviews(spec, project, routed, pred_probs, ids, gold=gold)
     if reviews.complete and k >= 2:
         required = extra_annotations(reviews, spec, pred_probs, ids)
-        more = [item for item, n in required.items() if n > k]
-        if more and spec.review.simulate:
-            simulate_labelers(spec, dataset, project, more, answers_per_item=k + 1)
-        reviews = collect_reviews(spec, project, routed, pred_probs, ids, required, gold=gold)
+        reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
+    checked = checked_machine_labels(rows, routed)
+    for _ in range(most_answers(spec)):  # adjudication: one more person per unsettled check
+        if not reviews.complete:
+            break
+        required = adjudication(reviews, checked, spec)
+        if required == reviews.required:
+            break
+        reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
     if not reviews.complete:
         wait_for_people(reviews, key=f"review-gate{len(demoted)}" if demoted else "review")
     reviewed, summary = apply_reviews(rows, reviews, gold=gold)
     return reviewed, summary, reviews
+
+
+def more_answers(
+    spec: LabelingJobSpec,
+    dataset: Dataset,
+    reviews: Reviews,
+    required: dict[str, int],
+    pred_probs: np.ndarray,
+    *,
+    gold: dict[str, str],
+) -> Reviews:
+    """Ask Label Studio for the answers ``required`` adds (bot labelers give them at once), then
+    collect again with the new counts."""
+    more = {item: n for item, n in required.items() if n > reviews.required.get(item, 1)}
+    if more:
+        ask_for_more_answers(reviews.project_id, more)
+        if spec.review.simulate:
+            for n in sorted(set(more.values())):
+                items = [item for item, m in more.items() if m == n]
+                simulate_labelers(spec, dataset, reviews.project_id, items, answers_per_item=n)
+    return collect_reviews(
+        spec, reviews.project_id, reviews.routed, pred_probs, list(dataset.ids), required, gold=gold
+    )
 
 
 def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:

@@ -399,6 +399,30 @@ class LabelStudio:
                     "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
                 }
 
+    def ask_for_more_answers(self, project_id: int, answers: Mapping[str, int]) -> int:
+        """Have Label Studio offer these items' tasks to more people: item id -> the number of
+        answers the task should end with (its ``overlap``; the project's ``maximum_annotations``
+        sets it for every task at import). The label stream offers a task while it is not
+        labeled, so a task short of its new count is marked not labeled again; Label Studio marks
+        it labeled once it has them. For the few items labelgate asks one more person about
+        (adjudication, active learning): one request per task that changes. Returns how many."""
+        if not answers:
+            return 0
+        wanted = {str(item): int(n) for item, n in answers.items()}
+        changed = 0
+        ids = sorted(wanted)
+        for start in range(0, len(ids), 500):
+            filters = [_dm_filter("data.item_id", "in_list", ids[start : start + 500], "String")]
+            for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
+                for task in tasks:
+                    n = wanted.get(str((task.get("data") or {}).get(ITEM_ID_KEY)))
+                    if n is None or int(task.get("overlap") or 0) == n:
+                        continue
+                    done = int(task.get("total_annotations") or 0) >= n
+                    self._json("PATCH", f"/api/tasks/{task['id']}/", json={"overlap": n, "is_labeled": done})
+                    changed += 1
+        return changed
+
     def count_tasks(self, project_id: int, *, min_annotations: int | None = None) -> int:
         """How many tasks the project has; with ``min_annotations=k``, how many have at least
         ``k`` annotations that are not skips. One small request, whatever the project's size."""

@@ -128,6 +128,23 @@ class ReviewSpec(_Strict):
     annotators_per_item: int = Field(
         default=1, ge=1, le=10, description="k people per item (labelgate enforces the overlap)."
     )
+    adjudication_margin: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Checked machine labels (the audit sample) count as wrong only once people's "
+        "answers against them lead by this many; until then one more person looks (1: one answer "
+        "decides). Left out: the smallest margin at which people's coinciding slips stay under a "
+        "fifth of the target's error rate, for labelers right 90% of the time (2 classes at 0.99: 3; "
+        "10 classes: 2).",
+    )
+    max_annotators_per_item: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Most people asked about one item, the extra ones included (active learning, "
+        "adjudication); left out: annotators_per_item + 2.",
+    )
     audit_share: float = Field(
         default=0.05,
         ge=0,
@@ -144,6 +161,18 @@ class ReviewSpec(_Strict):
     simulate: SimulationSpec | None = Field(
         default=None, description="Let bot labelers do the review (demo, tests, benchmarks)."
     )
+
+    @model_validator(mode="after")
+    def _room_for_the_overlap(self) -> ReviewSpec:
+        if (
+            self.max_annotators_per_item is not None
+            and self.max_annotators_per_item < self.annotators_per_item
+        ):
+            raise ValueError(
+                f"max_annotators_per_item ({self.max_annotators_per_item}) is under "
+                f"annotators_per_item ({self.annotators_per_item})"
+            )
+        return self
 
 
 class OutputSpec(_Strict):

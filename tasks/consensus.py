@@ -11,8 +11,10 @@ model when their most frequent answer leads by :data:`PEOPLE_MARGIN` (2) answers
 3-1), and CROWDLAB decides the rest. Either way the consensus has the model in it, so it cannot
 judge the model.
 ``plurality_answers`` is people's verdict alone: what checks of the model (``tasks.gate``, the
-audit estimate) compare machine labels with. ``annotator_scores`` rates each annotator by
-agreement with consensus and, where gold items exist, by accuracy on them.
+audit estimate) compare machine labels with; ``unsettled_checks`` lists the checked machine labels
+on which that verdict hangs on one person's answer, for one more person to look.
+``annotator_scores`` rates each annotator by agreement with consensus and, where gold items exist,
+by accuracy on them.
 ``needs_another_annotator`` ranks items by cleanlab's active-learning scores.
 """
 
@@ -56,18 +58,69 @@ def plurality_answers(annotations: pd.DataFrame) -> dict[str, set[str]]:
     annotations: rows with ``item_id``, ``annotator``, ``label``; rows with a ``status`` other than
     ``ok`` (skipped, empty, out of schema) do not count; an annotator's latest answer wins.
     """
-    usable = annotations
-    if usable.empty:
+    counts = _answer_counts(annotations)
+    if counts.empty:
         return {}
-    if "status" in usable.columns:
-        usable = usable[usable["status"] == "ok"]
-    usable = usable.dropna(subset=["label"]).drop_duplicates(["item_id", "annotator"], keep="last")
-    if usable.empty:
-        return {}
-    counts = usable.groupby(["item_id", "label"]).size()
     top = counts.groupby(level=0).transform("max")
     winners = counts[counts == top].reset_index()
     return {item: set(labels) for item, labels in winners.groupby("item_id")["label"]}
+
+
+def _answer_counts(annotations: pd.DataFrame) -> pd.Series:
+    """Answers per (item_id, label): ``ok`` rows only, an annotator's latest answer wins."""
+    usable = annotations
+    if "status" in usable.columns:
+        usable = usable[usable["status"] == "ok"]
+    usable = usable.dropna(subset=["label"]).drop_duplicates(["item_id", "annotator"], keep="last")
+    return usable.groupby(["item_id", "label"]).size()
+
+
+ASSUMED_LABELER_ACCURACY = 0.9
+"""What :func:`settling_margin` assumes of people when the spec does not set the margin."""
+
+
+def settling_margin(
+    target_accuracy: float, n_classes: int, *, labeler_accuracy: float = ASSUMED_LABELER_ACCURACY
+) -> int:
+    """The smallest margin at which people's verdict against a right machine label, ``m``
+    coinciding slips of labelers right ``labeler_accuracy`` of the time with wrong answers spread
+    over the other classes, happens at most a fifth as often as the target allows machine labels
+    to be wrong: a check must not be noisier than what it checks (0.99 on 2 classes: 3, on 10: 2)."""
+    slip, bound = 1 - labeler_accuracy, (1 - target_accuracy) / 5
+    for margin in range(1, 11):
+        if slip**margin / max(n_classes - 1, 1) ** (margin - 1) <= bound:
+            return margin
+    return 10
+
+
+def unsettled_checks(
+    annotations: pd.DataFrame, machine_labels: dict[str, str], *, margin: int = PEOPLE_MARGIN
+) -> list[str]:
+    """Checked machine labels on which people's verdict is not settled yet: each needs one more
+    person (adjudication).
+
+    machine_labels: item_id -> the machine label people were asked to check. People's verdict is
+    :func:`plurality_answers`'s: the machine label is right once it is among the answers given
+    most often, and that settles it; it is wrong once another answer leads it by ``margin``. In
+    between (one answer against it, 2-1 against) a single person's slip would count as the
+    model's error, and with a 90% labeler that alone puts a perfect model at 0.9. Items nobody
+    answered yet are not listed (they wait for their first answer)."""
+    counts = _answer_counts(annotations)
+    if counts.empty:
+        return []
+    out = []
+    answered = set(counts.index.get_level_values(0))
+    for item, machine in machine_labels.items():
+        if item not in answered:
+            continue
+        votes = counts.loc[item]
+        for_machine = int(votes.get(machine, 0))
+        others = votes.drop(machine, errors="ignore")
+        against = int(others.max()) if len(others) else 0
+        if (for_machine and for_machine >= against) or against - for_machine >= margin:
+            continue
+        out.append(item)
+    return out
 
 
 def _vote_counts(votes: np.ndarray, k: int) -> np.ndarray:

@@ -27,7 +27,14 @@ from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.annotation_sync import sync_annotations
-from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator, plurality_answers
+from tasks.consensus import (
+    annotator_scores,
+    consensus_labels,
+    needs_another_annotator,
+    plurality_answers,
+    settling_margin,
+    unsettled_checks,
+)
 from tasks.gate import wilson_lower
 from tasks.ingest import Dataset
 
@@ -345,7 +352,7 @@ def extra_annotations(
     score, among items whose annotators disagreed. Returns the new required counts."""
     k = spec.review.annotators_per_item
     disagree = reviews.consensus[reviews.consensus["agreement"] < 1]["item_id"].tolist()
-    if k < 2 or not disagree:
+    if k < 2 or not disagree or k + 1 > most_answers(spec):
         return dict(reviews.required)
     position = {item: i for i, item in enumerate(item_ids)}
     usable = reviews.annotations[reviews.annotations["status"] == "ok"]
@@ -361,6 +368,47 @@ def extra_annotations(
     for item in chosen:
         required[item] = k + 1
     return required
+
+
+def most_answers(spec: LabelingJobSpec) -> int:
+    """The most answers one item may get: ``max_annotators_per_item``, and with bot labelers no
+    more than there are bots (a bot never answers a task twice)."""
+    cap = spec.review.max_annotators_per_item or spec.review.annotators_per_item + 2
+    if spec.review.simulate:
+        cap = min(cap, len(spec.review.simulate.labelers))
+    return max(cap, spec.review.annotators_per_item)
+
+
+def checked_machine_labels(rows: pd.DataFrame, routed: pd.DataFrame) -> dict[str, str]:
+    """item id -> machine label, for the audit sample (the machine labels people check)."""
+    audit = routed.loc[routed["route"] == "audit_sample", "item_id"]
+    return rows.set_index("item_id").loc[audit, "label"].astype(str).to_dict()
+
+
+def adjudication(reviews: Reviews, machine_labels: dict[str, str], spec: LabelingJobSpec) -> dict[str, int]:
+    """The required answers per item once checked machine labels whose verdict is not settled
+    (:func:`tasks.consensus.unsettled_checks`) get one more person each, up to
+    :func:`most_answers`. Computed from the answers alone, so a resumed run asks for the same."""
+    margin = spec.review.adjudication_margin or settling_margin(
+        spec.autolabel.target_accuracy, len(spec.label_schema.classes)
+    )
+    cap = most_answers(spec)
+    answered = dict(zip(reviews.routed["item_id"], reviews.answered, strict=True))
+    required = dict(reviews.required)
+    for item in unsettled_checks(reviews.annotations, machine_labels, margin=margin):
+        if answered[item] < cap:
+            required[item] = max(required.get(item, 1), answered[item] + 1)
+    return required
+
+
+@task(name="ask_for_more_answers", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def ask_for_more_answers(project: int, more: dict[str, int]) -> int:
+    """Label Studio offers these items' tasks again until each has its new number of answers."""
+    with labelstudio_client() as client:
+        changed = client.ask_for_more_answers(project, more)
+    if changed:
+        get_run_logger().info("project %s: %d task(s) asked for one more answer", project, changed)
+    return changed
 
 
 # -- webhook to the labelgate API (used by flows/review_round.py and flows/review_sync.py) ------

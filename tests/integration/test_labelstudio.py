@@ -289,3 +289,30 @@ def test_a_loopback_webhook_url_is_added_once_or_refused_with_the_setting_that_a
         assert "s3cret-three" not in str(failure)
     else:
         assert client.add_webhook(project, "http://127.0.0.1:9/hook", secret="s3cret-three") == first
+
+
+def test_a_task_asked_for_one_more_answer_is_offered_again_until_it_has_it(
+    client: LabelStudio, project: int
+) -> None:
+    frame = _items(3)
+    client.import_items(project, frame)
+    tasks = client.list_tasks(project).set_index("item_id")
+    first, second = (client.ensure_user(f"{name}@labelgate.local") for name in ("adj1", "adj2"))
+    for item in frame["item_id"]:
+        client.create_annotation(
+            int(tasks.at[item, "task_id"]), "food", project_id=project, completed_by=first
+        )
+
+    def state(item: str) -> tuple[int, bool]:
+        task = client._json("GET", f"/api/tasks/{int(tasks.at[item, 'task_id'])}/")
+        return int(task["overlap"]), bool(task["is_labeled"])
+
+    assert state("item-00000") == (1, True)
+    assert client.ask_for_more_answers(project, {"item-00000": 2, "not-an-item": 2}) == 1
+    assert state("item-00000") == (2, False)  # Label Studio's label stream offers it again
+    assert state("item-00001") == (1, True)  # the others stay done
+    assert client.ask_for_more_answers(project, {"item-00000": 2}) == 0  # asked already: no request
+    client.create_annotation(
+        int(tasks.at["item-00000", "task_id"]), "food", project_id=project, completed_by=second
+    )
+    assert state("item-00000") == (2, True)

@@ -24,7 +24,7 @@ LABELGATE = str(Path(sys.executable).parent / "labelgate")
 BOTS = [{"accuracy": 0.95, "seed": 1}, {"accuracy": 0.9, "seed": 2}, {"accuracy": 0.85, "seed": 3}]
 
 
-def _job(folder: Path, *, simulate: bool, machine_wrong: bool = False, target: float = 0.6):
+def _job(folder: Path, *, simulate: bool, machine_wrong: bool = False, target: float = 0.6, k: int = 2):
     """machine_wrong: the truth of the unlabeled items is another class than their text says, so
     the model's machine labels for them are wrong and people (bots) say so."""
     frame = make_text_frame(30, seed=5)
@@ -40,7 +40,13 @@ def _job(folder: Path, *, simulate: bool, machine_wrong: bool = False, target: f
     folder.mkdir(parents=True, exist_ok=True)
     truth.to_csv(folder / "truth.csv", index=False)
     truth.iloc[:4].rename(columns={"true_label": "label"}).to_csv(folder / "gold.csv", index=False)
-    review = {"mode": "labelstudio", "annotators_per_item": 2, "audit_share": 0.3, "gold_path": "gold.csv"}
+    review = {
+        "mode": "labelstudio",
+        "annotators_per_item": k,
+        "max_annotators_per_item": 3,  # a team of three people (or bots)
+        "audit_share": 0.3,
+        "gold_path": "gold.csv",
+    }
     if simulate:
         review["simulate"] = {"truth_path": "truth.csv", "labelers": BOTS}
     label_set = f"rev-{uuid.uuid4().hex[:8]}"
@@ -210,3 +216,23 @@ def test_a_second_round_for_demoted_machine_labels_waits_for_people_and_loses_no
     assert verdict["sent_to_people"] == len(both_rounds) - len(round_one)
     events = store.events(label_set=label_set)
     assert (events["source"] == "human").sum() == answers  # no annotation lost or counted twice
+
+
+def test_one_answer_against_a_machine_label_gets_a_second_opinion_before_it_counts(
+    tmp_path, prefect_server, labelstudio_server
+):
+    """One annotator per item; on the audit sample, an answer that contradicts the machine label
+    is a model error only once a second person says so too (adjudication)."""
+    spec, label_set, _ = _job(tmp_path / "job", simulate=True, machine_wrong=True, k=1)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    store, rows, lineage = _published(spec, label_set, env, tmp_path)
+    review = lineage["review"]
+    events = store.events(label_set=label_set)
+    answers = events[events["source"] == "human"].groupby("item_id").size()
+    # the machine labels are wrong (the truth was swapped), so the bots contradict every audited
+    # one; each audited machine label was then asked about a second time
+    checked = review["machine_accuracy"]["checked"]
+    assert review["routed"]["audit_sample"] == checked > 0 and review["machine_accuracy"]["correct"] <= 1
+    machine_items = rows.index[rows["given_label"].isna()]
+    assert (answers.reindex(machine_items).fillna(0) >= 2).sum() >= checked
+    assert answers.max() <= 3  # annotators_per_item + 2, and there are three bots

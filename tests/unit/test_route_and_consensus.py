@@ -1,7 +1,13 @@
 import numpy as np
 import pandas as pd
 
-from tasks.consensus import annotator_scores, consensus_labels, needs_another_annotator, plurality_answers
+from tasks.consensus import (
+    annotator_scores,
+    consensus_labels,
+    needs_another_annotator,
+    plurality_answers,
+    unsettled_checks,
+)
 from tasks.review import Reviews, apply_reviews
 from tasks.route import route_items
 
@@ -260,3 +266,70 @@ def test_plurality_answers_are_people_only_and_keep_ties():
         columns=["item_id", "annotator", "label", "status"],
     )
     assert plurality_answers(annotations) == {"a": {"cat"}, "b": {"cat", "dog"}, "d": {"cat"}}
+
+
+def test_a_checked_machine_label_is_settled_once_people_agree_with_it_or_lead_against_it_by_the_margin():
+    rows = [
+        ("right", "ann1", "cat"),
+        ("one_against", "ann1", "dog"),
+        ("tied", "ann1", "dog"),
+        ("tied", "ann2", "cat"),
+        ("two_against", "ann1", "dog"),
+        ("two_against", "ann2", "dog"),
+        ("split_against", "ann1", "dog"),
+        ("split_against", "ann2", "bird"),
+        ("edited", "ann1", "dog"),
+        ("edited", "ann1", "cat"),  # the annotator's latest answer wins
+    ]
+    answers = pd.DataFrame(rows, columns=["item_id", "annotator", "label"]).assign(status="ok")
+    skipped = pd.DataFrame([("skipped", "ann1", None, "skipped")], columns=[*answers.columns[:3], "status"])
+    answers = pd.concat([answers, skipped], ignore_index=True)
+    items = [
+        "right",
+        "one_against",
+        "tied",
+        "two_against",
+        "split_against",
+        "edited",
+        "skipped",
+        "unanswered",
+    ]
+    machine = dict.fromkeys(items, "cat")
+    assert unsettled_checks(answers, machine, margin=2) == ["one_against", "split_against"]
+    # margin 3: two people against it are not enough on two classes, where slips coincide
+    assert unsettled_checks(answers, machine, margin=3) == ["one_against", "two_against", "split_against"]
+    assert unsettled_checks(answers, machine, margin=1) == []  # one answer settles: no adjudication
+
+
+def test_adjudication_asks_one_more_person_about_unsettled_checks_up_to_the_cap(tmp_path):
+    from labelgate.spec import load_spec
+    from tasks.review import adjudication, checked_machine_labels
+    from tests.conftest import make_text_frame, write_job
+
+    spec = load_spec(write_job(tmp_path, make_text_frame(5), review={"mode": "labelstudio"}))
+    items = ["one_against", "agreed", "two_against", "at_cap", "not_a_check"]
+    routed = pd.DataFrame({"item_id": items, "route": ["audit_sample"] * 4 + ["low_confidence"]})
+    rows = pd.DataFrame({"item_id": items, "label": ["sports"] * 4 + ["food"]})
+    said = {
+        "one_against": ["tech"],
+        "agreed": ["sports"],
+        "two_against": ["tech", "tech"],
+        "at_cap": ["tech", "sports", "tech"],  # 2-1 against: unsettled, but three people answered
+        "not_a_check": ["tech"],
+    }
+    answers = pd.DataFrame(
+        [(item, f"u{n}", label, "ok") for item, labels in said.items() for n, label in enumerate(labels)],
+        columns=["item_id", "annotator", "label", "status"],
+    )
+    reviews = Reviews(1, "u", routed, answers, pd.DataFrame(), pd.DataFrame(), dict.fromkeys(items, 1))
+    checked = checked_machine_labels(rows, routed)
+    assert checked == dict.fromkeys(items[:4], "sports")
+    # 3 classes at target 0.95: two people against a machine label settle it (margin 2); at most
+    # annotators_per_item + 2 = 3 people per item
+    assert adjudication(reviews, checked, spec) == {**dict.fromkeys(items, 1), "one_against": 2}
+    strict = spec.model_copy(update={"review": spec.review.model_copy(update={"adjudication_margin": 3})})
+    assert adjudication(reviews, checked, strict) == {
+        **dict.fromkeys(items, 1),
+        "one_against": 2,
+        "two_against": 3,
+    }
