@@ -28,7 +28,7 @@ from tasks import report_figure
 from tasks.audit import audit
 from tasks.autolabel import autolabel
 from tasks.drift import check_drift, review_spec
-from tasks.gate import gate, machine_label_gate, threshold_curves
+from tasks.gate import gate, machine_label_gate, threshold_curves, tuning_evidence
 from tasks.ingest import ingest
 from tasks.publish import Published, build_lineage, check_publish_rights, publish
 from tasks.quarantine import quarantine
@@ -52,8 +52,9 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
         decided, findings
     )
     if spec.review.mode == "labelstudio":
+        evidence = tuning_evidence(dataset, audited.pred_probs) if drift["allow_pooled_thresholds"] else None
         rows, review, people, machine_labels = reviewed_by_people(
-            review_spec(spec, drift), dataset, decided, rows, kept_from_people, audited, machine
+            review_spec(spec, drift), dataset, decided, rows, kept_from_people, audited, machine, evidence
         )
     else:
         rows = pd.concat([rows, kept_from_people], ignore_index=True)
@@ -85,13 +86,14 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     return published
 
 
-def reviewed_by_people(spec, dataset, decided, screened, kept_from_people, audited, machine):
-    """The review round, then the machine-label gate on its audit sample. When the gate finds the
-    machine labels under the target, the ones under its raised threshold go to people in a second
-    round of the same run (same project, same tasks kept), and the gate runs again on the answers."""
+def reviewed_by_people(spec, dataset, decided, screened, kept_from_people, audited, machine, evidence):
+    """The review round, then the machine-label gate on its audit sample (raising the threshold
+    on it and the thresholds' ``evidence`` together). When the gate finds the machine labels
+    under the target, the ones under its raised threshold go to people in a second round of the
+    same run (same project, same tasks kept), and the gate runs again on the answers."""
     rows, review, people = review_round(spec, dataset, screened, audited.pred_probs, machine.model_version)
     gated, verdict = machine_label_gate(
-        spec, decided, pd.concat([rows, kept_from_people], ignore_index=True), people
+        spec, decided, pd.concat([rows, kept_from_people], ignore_index=True), people, evidence=evidence
     )
     demoted = verdict.pop("demoted_ids", None)
     if not demoted:
@@ -100,6 +102,8 @@ def reviewed_by_people(spec, dataset, decided, screened, kept_from_people, audit
         spec, dataset, screened, audited.pred_probs, machine.model_version, demoted=frozenset(demoted)
     )
     rows = pd.concat([rows, kept_from_people], ignore_index=True)
-    rows, verdict = machine_label_gate(spec, decided, rows, people, sent_to_people=len(demoted))
+    rows, verdict = machine_label_gate(
+        spec, decided, rows, people, sent_to_people=len(demoted), evidence=evidence
+    )
     verdict.pop("demoted_ids", None)
     return rows, review, people, verdict

@@ -196,12 +196,16 @@ def machine_label_gate(
     people: Any | None,
     *,
     sent_to_people: int = 0,
+    evidence: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`verify_machine_labels` on the review round's audit sample; raises
     :class:`GateError` when they miss the target and ``validation.low_machine_accuracy: stop``.
 
     sent_to_people: how many demoted machine labels the flow already sent to people in a second
-    review round (the gate then runs again on the answers: only the unanswered stay demoted)."""
+    review round (the gate then runs again on the answers: only the unanswered stay demoted).
+    evidence: the thresholds' evidence (:func:`tuning_evidence`), pooled with the audit sample
+    to raise the threshold; None when the data drifted (the labeled items then say least about
+    the new ones)."""
     audited = set()
     if people is not None:
         routed = people.routed
@@ -212,6 +216,7 @@ def machine_label_gate(
         audited,
         target_accuracy=spec.autolabel.target_accuracy,
         answers=people.annotations if people is not None else NO_ANSWERS,
+        evidence=evidence,
     )
     verdict["action"] = spec.validation.low_machine_accuracy
     if sent_to_people:
@@ -260,6 +265,7 @@ def verify_machine_labels(
     *,
     target_accuracy: float,
     answers: pd.DataFrame,
+    evidence: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The autolabel quality gate: are the auto-accepted machine labels as good as the target?
 
@@ -282,7 +288,11 @@ def verify_machine_labels(
       the audited machine labels at or above it certify the target (``inf`` when none does), and
       auto-accepted machine labels under it become ``needs_review``: kept with their reason,
       out of the accepted view; with review the flow sends them to people in a second review
-      round of the same run (``flows/labeling_job.py``).
+      round of the same run (``flows/labeling_job.py``). With ``evidence`` (the thresholds'
+      evidence: ``(confidence, right)`` of out-of-sample predictions on labeled items), the
+      raised threshold is the lowest that the audit sample and that evidence certify together:
+      the audit alone, at its smallest, certifies a high target only with no wrong answer at all
+      (0.99: 381 of 381), so one error would send every machine label to people.
 
     Returns ``(rows, verdict)``; verdict has ``status, checked, correct, estimate, lower_95,
     target, needed, raised_threshold, demoted, why`` (and ``demoted_ids`` when below target, for
@@ -323,11 +333,21 @@ def verify_machine_labels(
             f">= target {target_accuracy}",
         )
         return after, verdict
-    raised = _lowest_certified(confidence, right, target_accuracy)["threshold"]
+    pooled = evidence is not None and len(evidence[0]) > 0
+    if pooled:
+        raised = _lowest_certified(
+            np.r_[confidence, np.asarray(evidence[0], dtype=float)],
+            np.r_[right, np.asarray(evidence[1], dtype=bool)],
+            target_accuracy,
+        )["threshold"]
+    else:
+        raised = _lowest_certified(confidence, right, target_accuracy)["threshold"]
     demote = machine_ok & (now["confidence"].astype(float) < raised)
     rows = now.copy()
     rows.loc[demote, "status"] = "needs_review"
     bar = "no threshold certifies it" if not math.isfinite(raised) else f"threshold raised to {raised:.3f}"
+    if pooled:
+        bar += f" (on the audit sample and the thresholds' {len(evidence[0])} evidence labels together)"
     why = (
         f"people checked {len(answered)} auto-accepted machine labels: {correct} right (equal to "
         f"people's most frequent answer; estimate {correct / len(answered):.3f}, 95% lower bound {lower:.3f} "
@@ -343,6 +363,14 @@ def verify_machine_labels(
         why=f"{why}; {bar}: {int(demote.sum())} machine label(s) moved to needs_review",
     )
     return rows.reset_index(drop=True), verdict
+
+
+def tuning_evidence(dataset: Dataset, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What the thresholds were tuned on, for the machine-label gate: ``(confidence, right)`` of
+    the out-of-sample predictions on the given labels that may serve as evidence."""
+    labeled = dataset.evidence
+    probs = pred_probs[labeled]
+    return probs.max(axis=1), probs.argmax(axis=1) == dataset.given[labeled]
 
 
 def threshold_curves(dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, np.ndarray]]:

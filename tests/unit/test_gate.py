@@ -212,3 +212,32 @@ def test_people_not_the_consensus_judge_the_machine_labels():
     assert (consensus == label[audited]).all()  # the consensus would call every machine label right
     _, verdict = verify_machine_labels(before, after, set(audited), target_accuracy=0.9, answers=answers)
     assert verdict["status"] == "below_target" and verdict["correct"] == 120
+
+
+def test_the_raised_threshold_rests_on_the_audit_and_the_thresholds_evidence_together():
+    from tasks.gate import verify_machine_labels
+
+    before = _machine_rows(n=1000)
+    audited = list(before["item_id"][::5])  # 200 checked
+    wrong = {audited[-1], audited[-40]}  # two wrong among the most confident checked
+    after = _answer(before, set(audited), wrong)
+    alone, verdict = verify_machine_labels(
+        before, after, set(audited), target_accuracy=0.98, answers=_people(after)
+    )
+    # 200 checked with 2 wrong cannot certify 0.98 anywhere: every machine label leaves the accepted view
+    assert verdict["status"] == "below_target" and verdict["raised_threshold"] == float("inf")
+    assert (alone.loc[alone["source"] == "model", "status"] == "needs_review").all()
+
+    # with the thresholds' evidence (2000 out-of-sample predictions over the same confidences, all
+    # right above 0.85), the raise keeps the confident machine labels
+    confidence = np.linspace(0.80, 0.999, 2000)
+    evidence = (confidence, confidence >= 0.85)
+    pooled, verdict = verify_machine_labels(
+        before, after, set(audited), target_accuracy=0.98, answers=_people(after), evidence=evidence
+    )
+    raised = verdict["raised_threshold"]
+    assert verdict["status"] == "below_target" and 0.85 <= raised < 0.95
+    machine = pooled[pooled["source"] == "model"]
+    assert (machine.loc[machine["confidence"] >= raised, "status"] == "accepted").all()
+    assert (machine.loc[machine["confidence"] < raised, "status"] == "needs_review").all()
+    assert "evidence labels together" in verdict["why"]
