@@ -246,6 +246,17 @@ def _start(n: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=math.ceil(START_SHARE * n), replace=False))
 
 
+def _started(y: np.ndarray, classes: list[str], seed: int) -> tuple[np.ndarray, Crowd, np.ndarray]:
+    """Item ids, the crowd, and the labeled mask after the start: 10% of the items, one answer each."""
+    ids = np.array([f"item-{i}" for i in range(len(y))])
+    crowd = Crowd(ids, y, classes, seed)
+    labeled = np.zeros(len(y), dtype=bool)
+    start = _start(len(y), seed)
+    crowd.ask(start, 1)
+    labeled[start] = True
+    return ids, crowd, labeled
+
+
 def settle_and_agree(
     crowd: Crowd, idx: np.ndarray, probs: np.ndarray, policy: Policy
 ) -> tuple[np.ndarray, str]:
@@ -290,12 +301,7 @@ def labelgate_policy(
 ) -> tuple[np.ndarray, Crowd, np.ndarray, str]:
     """Returns final labels, the crowd, the auto-accepted mask and a note."""
     n, k = len(y), len(classes)
-    ids = np.array([f"item-{i}" for i in range(n)])
-    crowd = Crowd(ids, y, classes, seed)
-    labeled = np.zeros(n, dtype=bool)
-    start = _start(n, seed)
-    crowd.ask(start, 1)
-    labeled[start] = True
+    ids, crowd, labeled = _started(y, classes, seed)
     probs_all = np.full((n, k), 1.0 / k)
     final = np.full(n, -1, dtype=np.int64)
     accepted = np.zeros(n, dtype=bool)
@@ -452,12 +458,7 @@ def oracle_ceiling(X, y, kind, classes, seed, policy: Policy) -> Outcome:
     """
     t0 = time.perf_counter()
     n, k = len(y), len(classes)
-    ids = np.array([f"item-{i}" for i in range(n)])
-    crowd = Crowd(ids, y, classes, seed)
-    labeled = np.zeros(n, dtype=bool)
-    start = _start(n, seed)
-    crowd.ask(start, 1)
-    labeled[start] = True
+    ids, crowd, labeled = _started(y, classes, seed)
     best: tuple[float, float, float, str] | None = None
     for r in range(policy.rounds + 1):
         idx = np.flatnonzero(labeled)
