@@ -68,6 +68,7 @@ TASK_COLUMNS = ("task_id", "item_id", "annotator_ids", "total_annotations", "can
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format (UTC)
 _ERROR_TEXT_LIMIT = 600
+_IN_LIST_CHUNK = 500  # item ids per Data Manager "in list" filter
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -411,8 +412,9 @@ class LabelStudio:
         wanted = {str(item): int(n) for item, n in answers.items()}
         changed = 0
         ids = sorted(wanted)
-        for start in range(0, len(ids), 500):
-            filters = [_dm_filter("data.item_id", "in_list", ids[start : start + 500], "String")]
+        for start in range(0, len(ids), _IN_LIST_CHUNK):
+            chunk = ids[start : start + _IN_LIST_CHUNK]
+            filters = [_dm_filter("data.item_id", "in_list", chunk, "String")]
             for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
                 for task in tasks:
                     n = wanted.get(str((task.get("data") or {}).get(ITEM_ID_KEY)))

@@ -334,14 +334,11 @@ def verify_machine_labels(
         )
         return after, verdict
     pooled = evidence is not None and len(evidence[0]) > 0
+    scores, hits = confidence, right
     if pooled:
-        raised = _lowest_certified(
-            np.r_[confidence, np.asarray(evidence[0], dtype=float)],
-            np.r_[right, np.asarray(evidence[1], dtype=bool)],
-            target_accuracy,
-        )["threshold"]
-    else:
-        raised = _lowest_certified(confidence, right, target_accuracy)["threshold"]
+        scores = np.r_[scores, np.asarray(evidence[0], dtype=float)]
+        hits = np.r_[hits, np.asarray(evidence[1], dtype=bool)]
+    raised = _lowest_certified(scores, hits, target_accuracy)["threshold"]
     demote = machine_ok & (now["confidence"].astype(float) < raised)
     rows = now.copy()
     rows.loc[demote, "status"] = "needs_review"
