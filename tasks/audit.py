@@ -262,6 +262,7 @@ def audit_labels(
     n_rounds: int = DEFAULT_ROUNDS,
     neighbours: int = DEFAULT_NEIGHBOURS,
     pred_probs: np.ndarray | None = None,
+    train_mask: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Audit every label: ensemble out-of-sample probabilities, re-fitted on cleaned labels.
 
@@ -291,6 +292,9 @@ def audit_labels(
     pred_probs
         First-round out-of-sample probabilities ``(n, k)`` if already computed (the autolabel
         stage has them), so they are not computed twice.
+    train_mask
+        Optional ``(n,)`` bools: labels with False are audited but never trained on (a model's
+        own labels, which would teach the models their own confusions).
 
     Returns
     -------
@@ -303,8 +307,11 @@ def audit_labels(
     if n_rounds < 0:
         raise SpecError(f"n_rounds must be >= 0, got {n_rounds}")
     y = np.asarray(labels)
+    trainable = np.ones(len(y), dtype=bool) if train_mask is None else np.asarray(train_mask, dtype=bool)
     if pred_probs is None:
-        probs = autolabel.out_of_sample_proba(X, y, kind=kind, n_folds=n_folds, seed=seed, classes=classes)
+        probs = autolabel.out_of_sample_proba(
+            X, y, kind=kind, n_folds=n_folds, seed=seed, classes=classes, train_mask=trainable
+        )
     else:
         probs = np.asarray(pred_probs, dtype=float)
     y = y.astype(np.int64)
@@ -313,7 +320,7 @@ def audit_labels(
         suspects = _flag(y, probs, clean_method)
         logger.info("audit round %d: re-fitting without %d likely errors", r + 1, suspects.sum())
         probs = autolabel.out_of_sample_proba(
-            X, y, kind=kind, n_folds=n_folds, seed=seed, classes=classes, train_mask=~suspects
+            X, y, kind=kind, n_folds=n_folds, seed=seed, classes=classes, train_mask=trainable & ~suspects
         )
     df = find_suspects(y, probs, method=method, seed=seed)
     if neighbours > 0:

@@ -2,9 +2,12 @@
 newly become suspect.
 
 Labels that passed once can become suspect later: more labels arrive, models change, the
-audit improves. The nightly re-audit (``flows/reaudit.py``) re-reads the job's data, fits the
-current ensemble on the version's accepted labels (machine, given and human alike) and runs the
-same confident-learning audit as a job (:func:`tasks.audit.audit_labels`).
+audit improves. The nightly re-audit (``flows/reaudit.py``) re-reads the job's data and runs
+the same confident-learning audit as a job (:func:`tasks.audit.audit_labels`) over the version's
+accepted labels, machine labels included, with the current ensemble trained on the labels people
+made (given, human, gold) only: trained on its own labels too, a model learns its own confusions
+and never flags them. With too few labels made by people (under two classes, or under two per
+fold), it trains on all.
 
 - An accepted item that the audit now flags becomes ``quarantined``, with a reason that says
   so; nothing else changes. A quarantined item stays quarantined even if the audit now clears
@@ -74,7 +77,12 @@ def reaudit_rows(
         return rows.copy(), pd.Index([])
     X = dataset.X[position[audited["item_id"]].to_numpy()]
     y = audited["label"].map({c: i for i, c in enumerate(classes)}).to_numpy(dtype=np.int64)
-    table, probs = audit_labels(X, y, kind=dataset.kind, classes=len(classes), seed=seed, n_folds=n_folds)
+    by_people = (audited["source"] != "model").to_numpy()
+    if np.unique(y[by_people]).size < 2 or by_people.sum() < 2 * n_folds:
+        by_people = np.ones(len(y), dtype=bool)  # too few labels people made: learn from all
+    table, probs = audit_labels(
+        X, y, kind=dataset.kind, classes=len(classes), seed=seed, n_folds=n_folds, train_mask=by_people
+    )
     flagged = table["is_suspect"].to_numpy(dtype=bool)
     out = rows.copy()
     index = audited.index[flagged]

@@ -128,3 +128,36 @@ def test_audit_settings_is_json_and_names_the_method():
     assert again["method"] == "predicted_neq_given"
     assert again["cleanlab_version"]
     assert again["models"]
+
+
+def test_the_reaudit_judges_machine_labels_by_models_trained_on_labels_people_made(tmp_path):
+    """A model that confused most 'tech' texts with 'sports' labeled them so; trained on its own
+    labels too, the re-audit would learn that confusion and flag the right 'tech' labels instead."""
+    import pandas as pd
+
+    from labelgate.spec import load_spec
+    from tasks.ingest import load_dataset
+    from tasks.reaudit import reaudit_rows
+    from tests.conftest import make_text_frame, write_job
+
+    frame = make_text_frame(40, seed=3)
+    spec = load_spec(write_job(tmp_path, frame))
+    dataset = load_dataset(spec.dataset, spec.label_schema)
+    rows = pd.DataFrame(
+        {
+            "item_id": frame["id"],
+            "label": frame["label"],
+            "status": "accepted",
+            "source": "given",
+            "reason": "",
+        }
+    )
+    confused = rows.index[rows["label"] == "tech"][:30]
+    rows.loc[confused, ["label", "source"]] = ["sports", "model"]
+    out, newly = reaudit_rows(rows, dataset, n_folds=3)
+    caught = set(newly) & set(rows.loc[confused, "item_id"])
+    assert len(caught) >= 0.8 * len(confused), (
+        f"{len(caught)} of {len(confused)} confused machine labels caught"
+    )
+    assert len(set(newly) - caught) <= 3  # and the labels people made stay accepted
+    assert (out.loc[confused, "status"] == "quarantined").sum() == len(caught)
