@@ -3,7 +3,8 @@
 
     route ─► send_to_review (idempotent import) ─► [bot labelers] ─► collect_reviews
           ─► one more annotator where people disagree (active learning)
-          ─► one more where people's check of a machine label is not settled (adjudication)
+          ─► one more where people's check of a machine label is not settled (adjudication),
+             or where the label people give is not yet as sure as the target
           ─► wait for people
           ─► apply_reviews (consensus into the rows)
 """
@@ -31,6 +32,7 @@ from tasks.review import (
     collect_reviews,
     connect_review_webhook,
     extra_annotations,
+    label_certainty,
     most_answers,
     read_answers,
     send_to_review,
@@ -85,10 +87,11 @@ def review_round(
         required = extra_annotations(reviews, spec, pred_probs, ids)
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
     checked = checked_machine_labels(rows, routed)
-    for _ in range(most_answers(spec)):  # adjudication: one more person per unsettled check
+    for _ in range(most_answers(spec)):  # one more person per unsettled check or unsure label
         if not reviews.complete:
             break
-        required = adjudication(reviews, checked, spec)
+        checks, labels = adjudication(reviews, checked, spec), label_certainty(reviews, spec, pred_probs, ids)
+        required = {item: max(checks[item], labels[item]) for item in reviews.required}
         if required == reviews.required:
             break
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)

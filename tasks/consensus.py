@@ -93,6 +93,54 @@ def settling_margin(
     return 10
 
 
+ASSUMED_ANSWER_ACCURACY = 0.85
+"""What :func:`unsure_labels` assumes of each answer: the low end of a team's range (the
+labeling-cost benchmark's bots answer 85-95% right)."""
+
+
+def unsure_labels(
+    annotations: pd.DataFrame,
+    prior: dict[str, np.ndarray],
+    classes: list[str],
+    *,
+    target_accuracy: float,
+    answer_accuracy: float = ASSUMED_ANSWER_ACCURACY,
+) -> list[str]:
+    """Items people label whose most likely class is not yet as sure as the target: one more
+    person each.
+
+    prior: item_id -> the model's (k,) probabilities. The posterior of each class takes them as
+    the prior and each answer as right with probability ``answer_accuracy``, wrong ones spread
+    evenly over the other classes. An item is settled when its most likely class reaches the
+    target and is among people's most frequent answers (a sure model never outweighs them). One
+    answer agreeing with a sure model settles an item; one agreeing with an unsure model does not
+    (with one answer settling every item, people's labels below the threshold were 0.949 right
+    in ``bench/labeling_cost.py``). Items nobody answered yet are not listed."""
+    counts = _answer_counts(annotations)
+    if counts.empty:
+        return []
+    k, code = len(classes), {c: i for i, c in enumerate(classes)}
+    right, wrong = np.log(answer_accuracy), np.log((1 - answer_accuracy) / max(k - 1, 1))
+    answered = set(counts.index.get_level_values(0))
+    out = []
+    for item, probs in prior.items():
+        if item not in answered:
+            continue
+        votes = np.zeros(k)
+        for label, n in counts.loc[item].items():
+            if label in code:
+                votes[code[label]] += n
+        prior_log = np.log(np.clip(np.asarray(probs, dtype=float), 1e-3, None))
+        log_post = prior_log + votes * right + (votes.sum() - votes) * wrong
+        post = np.exp(log_post - log_post.max())
+        best = int(post.argmax())
+        # settled when the most likely class is as sure as the target and is also people's most
+        # frequent answer: a sure model never outweighs the people who answered
+        if post[best] / post.sum() < target_accuracy or votes[best] < votes.max():
+            out.append(item)
+    return out
+
+
 def unsettled_checks(
     annotations: pd.DataFrame, machine_labels: dict[str, str], *, margin: int = PEOPLE_MARGIN
 ) -> list[str]:

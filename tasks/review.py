@@ -34,6 +34,7 @@ from tasks.consensus import (
     plurality_answers,
     settling_margin,
     unsettled_checks,
+    unsure_labels,
 )
 from tasks.gate import wilson_lower
 from tasks.ingest import Dataset
@@ -396,6 +397,28 @@ def adjudication(reviews: Reviews, machine_labels: dict[str, str], spec: Labelin
     answered = dict(zip(reviews.routed["item_id"], reviews.answered, strict=True))
     required = dict(reviews.required)
     for item in unsettled_checks(reviews.annotations, machine_labels, margin=margin):
+        if answered[item] < cap:
+            required[item] = max(required.get(item, 1), answered[item] + 1)
+    return required
+
+
+def label_certainty(
+    reviews: Reviews, spec: LabelingJobSpec, pred_probs: np.ndarray, item_ids: list[str]
+) -> dict[str, int]:
+    """The required answers per item once items people label for their label (routed below the
+    threshold, or demoted by the gate) whose label is not yet as sure as the target
+    (:func:`tasks.consensus.unsure_labels`) get one more person each, up to :func:`most_answers`."""
+    routed = reviews.routed
+    labeling = routed.loc[routed["route"].isin(["low_confidence", "gate_demoted"]), "item_id"]
+    position = {item: i for i, item in enumerate(item_ids)}
+    prior = {item: pred_probs[position[item]] for item in labeling}
+    cap = most_answers(spec)
+    answered = dict(zip(routed["item_id"], reviews.answered, strict=True))
+    required = dict(reviews.required)
+    unsure = unsure_labels(
+        reviews.annotations, prior, spec.label_schema.classes, target_accuracy=spec.autolabel.target_accuracy
+    )
+    for item in unsure:
         if answered[item] < cap:
             required[item] = max(required.get(item, 1), answered[item] + 1)
     return required

@@ -333,3 +333,63 @@ def test_adjudication_asks_one_more_person_about_unsettled_checks_up_to_the_cap(
         "one_against": 2,
         "two_against": 3,
     }
+
+
+def test_a_label_people_give_is_settled_once_as_sure_as_the_target():
+    from tasks.consensus import unsure_labels
+
+    classes = ["cat", "dog"]
+    said = {
+        "sure_agreed": ["cat"],
+        "unsure_agreed": ["cat"],
+        "sure_contradicted": ["dog"],
+        "two_agreed": ["cat", "cat"],
+    }
+    answers = pd.DataFrame(
+        [(item, f"u{n}", label) for item, labels in said.items() for n, label in enumerate(labels)],
+        columns=["item_id", "annotator", "label"],
+    )
+    prior = {
+        "sure_agreed": np.array([0.999, 0.001]),
+        "unsure_agreed": np.array([0.6, 0.4]),
+        "sure_contradicted": np.array([0.999, 0.001]),
+        "two_agreed": np.array([0.6, 0.4]),
+        "unanswered": np.array([0.5, 0.5]),
+    }
+    # answers right 85% of the time: one agreeing answer lifts 0.999 over 0.99, not 0.6 (0.89);
+    # two lift 0.6 to 0.98; a sure model never settles an item against the person who answered
+    assert unsure_labels(answers, prior, classes, target_accuracy=0.99) == [
+        "unsure_agreed",
+        "sure_contradicted",
+        "two_agreed",
+    ]
+    assert unsure_labels(answers, prior, classes, target_accuracy=0.95) == [
+        "unsure_agreed",
+        "sure_contradicted",
+    ]
+    assert unsure_labels(answers, prior, classes, target_accuracy=0.85) == ["sure_contradicted"]
+
+
+def test_label_certainty_asks_one_more_person_only_about_labels_people_give(tmp_path):
+    from labelgate.spec import load_spec
+    from tasks.review import label_certainty
+    from tests.conftest import make_text_frame, write_job
+
+    spec = load_spec(write_job(tmp_path, make_text_frame(5), review={"mode": "labelstudio"}))
+    items = ["unsure", "sure", "audited", "demoted"]
+    routed = pd.DataFrame(
+        {"item_id": items, "route": ["low_confidence", "low_confidence", "audit_sample", "gate_demoted"]}
+    )
+    answers = pd.DataFrame(
+        [(item, "u0", "sports", "ok") for item in items], columns=["item_id", "annotator", "label", "status"]
+    )
+    reviews = Reviews(1, "u", routed, answers, pd.DataFrame(), pd.DataFrame(), dict.fromkeys(items, 1))
+    probs = np.array([[0.5, 0.3, 0.2], [0.999, 0.0005, 0.0005], [0.5, 0.3, 0.2], [0.5, 0.3, 0.2]])
+    # target 0.95: one 85%-right answer agreeing with an unsure model is not enough; the audit
+    # sample is adjudicated instead (not here)
+    assert label_certainty(reviews, spec, probs, items) == {
+        "unsure": 2,
+        "sure": 1,
+        "audited": 1,
+        "demoted": 2,
+    }
