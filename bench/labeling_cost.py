@@ -97,7 +97,7 @@ class Policy:
     ``tasks.consensus.unsettled_checks``: the model's prediction is among the answers given most
     often, or another answer leads it by the margin), ``posterior`` (the posterior of its most
     likely class, from the model's probabilities as the prior and answers that are right with
-    probability ``assumed_accuracy``, reaches ``target_accuracy``), ``both``, ``model`` (one
+    probability ``assumed_accuracy``, reaches ``target_accuracy``), ``model`` (one
     answer that agrees with the model's prediction, or a strict majority of 2+ agreeing answers)
     or ``votes`` (2+ agreeing answers, a strict majority)."""
     margin: int = 0
@@ -200,10 +200,6 @@ class Crowd:
         """Items that need another annotator (see ``Policy.settle``); probs: (len(idx), k)."""
         k = probs.shape[1]
         pred = probs.argmax(axis=1)
-        if policy.settle == "both":  # adjudicated verdicts, and labels as sure as the target
-            return self.unsettled(idx, probs, replace(policy, settle="margin")) | self.unsettled(
-                idx, probs, replace(policy, settle="posterior")
-            )
         if policy.settle == "margin":
             # the pipeline's adjudication (tasks.review.adjudication): the model's prediction is
             # right once among the answers given most often, wrong once another leads it by the margin

@@ -388,18 +388,11 @@ def checked_machine_labels(rows: pd.DataFrame, routed: pd.DataFrame) -> dict[str
 
 def adjudication(reviews: Reviews, machine_labels: dict[str, str], spec: LabelingJobSpec) -> dict[str, int]:
     """The required answers per item once checked machine labels whose verdict is not settled
-    (:func:`tasks.consensus.unsettled_checks`) get one more person each, up to
-    :func:`most_answers`. Computed from the answers alone, so a resumed run asks for the same."""
+    (:func:`tasks.consensus.unsettled_checks`) get one more person each (:func:`_one_more_each`)."""
     margin = spec.review.adjudication_margin or settling_margin(
         spec.autolabel.target_accuracy, len(spec.label_schema.classes)
     )
-    cap = most_answers(spec)
-    answered = dict(zip(reviews.routed["item_id"], reviews.answered, strict=True))
-    required = dict(reviews.required)
-    for item in unsettled_checks(reviews.annotations, machine_labels, margin=margin):
-        if answered[item] < cap:
-            required[item] = max(required.get(item, 1), answered[item] + 1)
-    return required
+    return _one_more_each(reviews, spec, unsettled_checks(reviews.annotations, machine_labels, margin=margin))
 
 
 def label_certainty(
@@ -407,18 +400,24 @@ def label_certainty(
 ) -> dict[str, int]:
     """The required answers per item once items people label for their label (routed below the
     threshold, or demoted by the gate) whose label is not yet as sure as the target
-    (:func:`tasks.consensus.unsure_labels`) get one more person each, up to :func:`most_answers`."""
+    (:func:`tasks.consensus.unsure_labels`) get one more person each (:func:`_one_more_each`)."""
     routed = reviews.routed
     labeling = routed.loc[routed["route"].isin(["low_confidence", "gate_demoted"]), "item_id"]
     position = {item: i for i, item in enumerate(item_ids)}
     prior = {item: pred_probs[position[item]] for item in labeling}
-    cap = most_answers(spec)
-    answered = dict(zip(routed["item_id"], reviews.answered, strict=True))
-    required = dict(reviews.required)
     unsure = unsure_labels(
         reviews.annotations, prior, spec.label_schema.classes, target_accuracy=spec.autolabel.target_accuracy
     )
-    for item in unsure:
+    return _one_more_each(reviews, spec, unsure)
+
+
+def _one_more_each(reviews: Reviews, spec: LabelingJobSpec, items: list[str]) -> dict[str, int]:
+    """``reviews.required`` with one more answer for each of ``items`` than it has now, up to
+    :func:`most_answers`. Computed from the answers alone, so a resumed run asks for the same."""
+    cap = most_answers(spec)
+    answered = dict(zip(reviews.routed["item_id"], reviews.answered, strict=True))
+    required = dict(reviews.required)
+    for item in items:
         if answered[item] < cap:
             required[item] = max(required.get(item, 1), answered[item] + 1)
     return required
