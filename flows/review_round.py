@@ -137,7 +137,7 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
         # A resumed run starts again from the top and syncs the answers (only those new since the
         # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not
-        # complete (say one more annotator was asked for), it suspends again. Keys already
+        # complete (its new answers call for one more person), it suspends again. Keys already
         # answered return their stored input at once, so a person's accept_as_is is honoured.
         for attempt in range(MAX_SUSPENDS):
             decision = suspend_flow_run(

@@ -14,16 +14,15 @@ answers are counted. Resuming is idempotent: a run that someone else resumed fir
 path, a person in the Prefect UI) is left alone, and is no error.
 
 "Complete" is deliberately simple (``review_batch_status``): every task of the job's Label
-Studio project (``tasks.review.project_title(spec)``, one project per label set) has at least
-``spec.review.annotators_per_item`` answers; a skip counts as an answer, as in
+Studio project (``tasks.review.project_title(spec)``, one project per label set) has its
+answers: at least ``spec.review.annotators_per_item``, and more where the flow asked for one more
+person (adjudication, label certainty, active learning: ``LabelStudio.ask_for_more_answers``
+raises the task's ``overlap``, and the count here follows it). A skip counts as an answer, as in
 ``collect_reviews``. The check costs a few requests whatever the project's size: Label Studio
-lists only the tasks with fewer annotations than that (skips aside), and the check stops at the
-first one that lacks answers. Two consequences, both on the safe side:
-
-- items that the flow asks one more annotator for (``extra_annotations``) are not known here;
-  such a run is resumed at k answers, sees the missing extra answers and suspends again;
-- an old, never-answered task of the same label set keeps the project incomplete: a person then
-  resumes the run from the Prefect UI (``accept_as_is``).
+lists only the tasks it does not count as labeled, and the check stops at the first one that
+lacks answers. One consequence, on the safe side: an old, never-answered task of the same label
+set keeps the project incomplete; a person then resumes the run from the Prefect UI
+(``accept_as_is``).
 """
 
 from __future__ import annotations
@@ -105,15 +104,16 @@ def find_project(client: Any, title: str) -> int | None:
 
 
 def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int | None = None) -> BatchStatus:
-    """Whether every task of the job's project has ``spec.review.annotators_per_item`` answers
-    (annotations plus skips, as ``collect_reviews`` counts them).
+    """Whether every task of the job's project has its answers (annotations plus skips, as
+    ``collect_reviews`` counts them): ``spec.review.annotators_per_item``, or the task's
+    ``overlap`` where labelgate asked for more.
 
     ``client`` is the Label Studio adapter (``labelgate.labelstudio.LabelStudio`` or a fake with
     ``count_tasks`` and ``iter_tasks``; ``find_project`` too unless ``project_id`` is given).
-    Two counts, then only the tasks with fewer annotations than required (skips aside) are
-    listed, and the listing stops at the first that lacks answers; so the check costs a few
-    requests whatever the project's size (plus the tasks that reach the count through skips).
-    Tasks without an item id (not made by labelgate) are ignored.
+    Two counts, then only the tasks Label Studio does not count as labeled (fewer annotators than
+    their overlap) are listed, and the listing stops at the first that lacks answers; so the
+    check costs a few requests whatever the project's size (plus the tasks that reach their
+    count through skips). Tasks without an item id (not made by labelgate) are ignored.
     """
     required = spec.review.annotators_per_item
     if project_id is None:
@@ -121,13 +121,13 @@ def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int |
     if project_id is None:
         return BatchStatus(None, 0, 0, required)
     tasks = client.count_tasks(project_id)
-    answered = client.count_tasks(project_id, min_annotations=required)
+    answered = client.count_tasks(project_id, labeled=True)
     foreign = 0
-    for task in client.iter_tasks(project_id, fewer_annotations_than=required):
+    for task in client.iter_tasks(project_id, unlabeled=True):
         if task["item_id"] is None:
             foreign += 1
             continue
-        if task["total_annotations"] + task["cancelled_annotations"] < required:
+        if task["total_annotations"] + task["cancelled_annotations"] < max(required, task["overlap"]):
             # one short task settles it
             return BatchStatus(project_id, tasks - foreign, answered, required, short=1)
         answered += 1  # reaches the count through skips
@@ -217,7 +217,7 @@ def resume_complete_runs(
         if not status.complete:
             log.info(
                 "flow run %s (%s): review batch not complete (project %s, %d tasks, at least %d of "
-                "them have their %d answers)",
+                "them have their answers, %d or more each)",
                 job.flow_run_name,
                 job.flow_run_id,
                 status.project_id,
@@ -228,7 +228,7 @@ def resume_complete_runs(
             continue
         if resume_waiting_run(job.flow_run_id, log=log):
             log.info(
-                "resumed flow run %s (%s): all %d tasks of project %s have %d answers",
+                "resumed flow run %s (%s): all %d tasks of project %s have their answers (%d or more each)",
                 job.flow_run_name,
                 job.flow_run_id,
                 status.tasks,

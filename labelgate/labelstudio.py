@@ -371,16 +371,19 @@ class LabelStudio:
         *,
         exclude_annotator: int | None = None,
         fewer_annotations_than: int | None = None,
+        unlabeled: bool = False,
         page_size: int = 1000,
     ) -> Iterator[dict[str, Any]]:
         """Yield the project's tasks in task id order, a page at a time.
 
         Each task is a dict with ``task_id`` (int), ``item_id`` (str or None),
         ``annotator_ids`` (list of user ids, one per annotation, skips included),
-        ``total_annotations`` and ``cancelled_annotations`` (int). With
-        ``exclude_annotator``, tasks that user annotated (or skipped) are left out on the
-        server. With ``fewer_annotations_than=k``, only tasks with fewer than ``k`` annotations
-        that are not skips (``total_annotations < k``) are listed, also on the server. Paging is
+        ``total_annotations``, ``cancelled_annotations`` and ``overlap`` (int: the answers the
+        task should end with). With ``exclude_annotator``, tasks that user annotated (or skipped)
+        are left out on the server. With ``fewer_annotations_than=k``, only tasks with fewer than
+        ``k`` annotations that are not skips (``total_annotations < k``) are listed, also on the
+        server. With ``unlabeled``, only tasks Label Studio does not count as labeled (fewer
+        annotators than their ``overlap``; a skip does not count there) are listed. Paging is
         by task id (keyset), so tasks that change or drop out of the filter while the caller
         works through them are neither skipped nor repeated.
         """
@@ -389,6 +392,8 @@ class LabelStudio:
             filters.append(_dm_filter("annotators", "not_contains", int(exclude_annotator), "List"))
         if fewer_annotations_than is not None:
             filters.append(_dm_filter("total_annotations", "less", int(fewer_annotations_than), "Number"))
+        if unlabeled:  # the Data Manager's completed_at is set exactly when the task is_labeled
+            filters.append(_dm_filter("completed_at", "empty", True, "Datetime"))
         for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
             for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
@@ -398,6 +403,7 @@ class LabelStudio:
                     "annotator_ids": _user_ids(task.get("annotators")),
                     "total_annotations": int(task.get("total_annotations") or 0),
                     "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
+                    "overlap": int(task.get("overlap") or 1),
                 }
 
     def ask_for_more_answers(self, project_id: int, answers: Mapping[str, int]) -> int:
@@ -425,14 +431,19 @@ class LabelStudio:
                     changed += 1
         return changed
 
-    def count_tasks(self, project_id: int, *, min_annotations: int | None = None) -> int:
+    def count_tasks(
+        self, project_id: int, *, min_annotations: int | None = None, labeled: bool | None = None
+    ) -> int:
         """How many tasks the project has; with ``min_annotations=k``, how many have at least
-        ``k`` annotations that are not skips. One small request, whatever the project's size."""
+        ``k`` annotations that are not skips; with ``labeled``, how many Label Studio counts as
+        labeled (True) or not (False). One small request, whatever the project's size."""
         filters = []
         if min_annotations is not None:
             filters.append(
                 _dm_filter("total_annotations", "greater_or_equal", int(min_annotations), "Number")
             )
+        if labeled is not None:
+            filters.append(_dm_filter("completed_at", "empty", not labeled, "Datetime"))
         params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
         return int(self._json("GET", "/api/tasks/", params=params).get("total", 0))
 

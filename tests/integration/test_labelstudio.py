@@ -12,11 +12,13 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import httpx
 import pandas as pd
 import pytest
 
+from flows.review_sync import review_batch_status
 from labelgate.bots import BotLabeler
 from labelgate.errors import ServiceError
 from labelgate.labelconfig import label_config
@@ -307,12 +309,18 @@ def test_a_task_asked_for_one_more_answer_is_offered_again_until_it_has_it(
         task = client._json("GET", f"/api/tasks/{int(tasks.at[item, 'task_id'])}/")
         return int(task["overlap"]), bool(task["is_labeled"])
 
+    one_each = SimpleNamespace(review=SimpleNamespace(annotators_per_item=1))
     assert state("item-00000") == (1, True)
+    assert review_batch_status(client, one_each, project_id=project).complete
     assert client.ask_for_more_answers(project, {"item-00000": 2, "not-an-item": 2}) == 1
     assert state("item-00000") == (2, False)  # Label Studio's label stream offers it again
     assert state("item-00001") == (1, True)  # the others stay done
     assert client.ask_for_more_answers(project, {"item-00000": 2}) == 0  # asked already: no request
+    # the review-sync does not resume the run while the extra answer is missing
+    status = review_batch_status(client, one_each, project_id=project)
+    assert not status.complete and status.answered == 2
     client.create_annotation(
         int(tasks.at["item-00000", "task_id"]), "food", project_id=project, completed_by=second
     )
     assert state("item-00000") == (2, True)
+    assert review_batch_status(client, one_each, project_id=project).complete

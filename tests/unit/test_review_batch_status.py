@@ -1,5 +1,7 @@
 """The review-sync's "is this batch complete?" check lists only the tasks that may lack answers
-(flows/review_sync.py), with a fake adapter that applies the same server-side filters."""
+(flows/review_sync.py), with a fake adapter that applies the same server-side filters. The real
+filters are checked against Label Studio in
+``tests/integration/test_labelstudio.py::test_a_task_asked_for_one_more_answer_is_offered_again_until_it_has_it``."""
 
 from __future__ import annotations
 
@@ -9,27 +11,33 @@ from flows.review_sync import review_batch_status
 
 
 class FakeTasks:
-    def __init__(self, tasks: list[tuple[str | None, int, int]]) -> None:
+    """Tasks as Label Studio keeps them: ``overlap`` is the project's annotators per task unless
+    raised for one task; a task is labeled once it has that many annotations, skips aside."""
+
+    def __init__(self, tasks: list[tuple], *, overlap: int = 2) -> None:
         self.tasks = [
             {
                 "task_id": i,
-                "item_id": item,
+                "item_id": row[0],
                 "annotator_ids": [],
-                "total_annotations": n,
-                "cancelled_annotations": c,
+                "total_annotations": row[1],
+                "cancelled_annotations": row[2],
+                "overlap": row[3] if len(row) > 3 else overlap,
             }
-            for i, (item, n, c) in enumerate(tasks, start=1)
+            for i, row in enumerate(tasks, start=1)
         ]
         self.listed = 0
 
-    def count_tasks(self, project_id, *, min_annotations=None):
-        return sum(
-            1 for t in self.tasks if min_annotations is None or t["total_annotations"] >= min_annotations
-        )
+    @staticmethod
+    def _labeled(task: dict) -> bool:
+        return task["total_annotations"] >= task["overlap"]
 
-    def iter_tasks(self, project_id, *, fewer_annotations_than=None, exclude_annotator=None, page_size=1000):
+    def count_tasks(self, project_id, *, labeled=None):
+        return sum(1 for t in self.tasks if labeled is None or self._labeled(t) == labeled)
+
+    def iter_tasks(self, project_id, *, unlabeled=False, exclude_annotator=None, page_size=1000):
         for task in self.tasks:
-            if fewer_annotations_than is None or task["total_annotations"] < fewer_annotations_than:
+            if not unlabeled or not self._labeled(task):
                 self.listed += 1
                 yield task
 
@@ -54,6 +62,17 @@ def test_one_short_task_keeps_the_batch_open_and_the_check_stops_there():
 
 
 def test_tasks_not_made_by_labelgate_and_empty_projects_do_not_count():
-    foreign = FakeTasks([("i1", 1, 0), (None, 0, 0)])
+    foreign = FakeTasks([("i1", 1, 0), (None, 0, 0)], overlap=1)
     assert review_batch_status(foreign, _spec(1), project_id=1).complete
     assert not review_batch_status(FakeTasks([]), _spec(1), project_id=1).complete
+
+
+def test_a_task_asked_for_one_more_answer_keeps_the_batch_open_until_it_has_it():
+    """The flow raised one task's overlap to 3 (one more person, to settle a disagreement): at
+    the spec's 2 answers the batch is not complete, so the sync does not resume the run only for
+    it to suspend again."""
+    waiting = FakeTasks([(f"i{i}", 2, 0) for i in range(100)] + [("disputed", 2, 0, 3)])
+    status = review_batch_status(waiting, _spec(2), project_id=1)
+    assert not status.complete and status.answered == 100 and waiting.listed == 1
+    answered = FakeTasks([(f"i{i}", 2, 0) for i in range(100)] + [("disputed", 3, 0, 3)])
+    assert review_batch_status(answered, _spec(2), project_id=1).complete
