@@ -57,7 +57,13 @@ from bench.noise_detection import machine
 from labelgate.bots import BotLabeler
 from labelgate.errors import DataError
 from tasks.autolabel import fit_model, out_of_sample_proba, predict_proba_unlabeled
-from tasks.consensus import consensus_labels, needs_another_annotator, settling_margin, unsettled_checks
+from tasks.consensus import (
+    consensus_labels,
+    needs_another_annotator,
+    settling_margin,
+    unsettled_checks,
+    unsure_labels,
+)
 from tasks.gate import labels_needed, tune_thresholds, verify_machine_labels
 from tasks.route import route_items
 
@@ -208,21 +214,27 @@ class Crowd:
             machine = {self.ids[i]: self.classes[c] for i, c in zip(idx, pred, strict=True)}
             open_ = set(unsettled_checks(self.annotations(idx), machine, margin=margin))
             return np.array([self.ids[i] in open_ for i in idx], dtype=bool) & ~full
-        a = policy.assumed_accuracy
-        prior = np.log(np.clip(probs, 1e-3, None))
+        if policy.settle == "posterior":
+            # the pipeline's label certainty (tasks.review.label_certainty): the posterior of the
+            # most likely class, the model's probabilities as the prior, must reach the target and
+            # that class must be among people's most frequent answers
+            open_ = set(
+                unsure_labels(
+                    self.annotations(idx),
+                    {self.ids[i]: p for i, p in zip(idx, probs, strict=True)},
+                    self.classes,
+                    target_accuracy=policy.target_accuracy,
+                    answer_accuracy=policy.assumed_accuracy,
+                )
+            )
+            full = np.array([len(self.answers[i]) >= len(self.bots) for i in idx], dtype=bool)
+            return np.array([self.ids[i] in open_ for i in idx], dtype=bool) & ~full
         out = np.zeros(len(idx), dtype=bool)
         for n, i in enumerate(idx):
             answers = self.answers[i]
             if len(answers) >= len(self.bots):
                 continue
             votes = np.bincount(answers, minlength=k)
-            if policy.settle == "posterior":
-                # model probabilities as the prior, each answer right with probability a and
-                # otherwise uniform over the other classes
-                log_post = prior[n] + votes * np.log(a) + (len(answers) - votes) * np.log((1 - a) / (k - 1))
-                post = np.exp(log_post - log_post.max())
-                out[n] = post.max() / post.sum() < policy.target_accuracy
-                continue
             top = np.sort(votes)[::-1]
             majority = top[0] >= 2 and top[0] > top[1]
             if policy.settle == "model" and len(answers) == 1:
