@@ -1,11 +1,13 @@
 """The labeling job, as one Prefect flow. It wires the stages and nothing else.
 
-    spec ─► rights ─► ingest ─► screen ─► autolabel ─► audit ─► drift ─► gate ─► quarantine
-         ─► [review round ─► machine-label gate ─► (second round for demoted labels)]
+    spec ─► rights ─► ingest ─► screen ─► autolabel ─► audit ─► drift ─► gate ─► [probe] ─► quarantine
+         ─► [review round ─► probes verified ─► machine-label gate ─► (second round for demoted labels)]
          ─► rights ─► publish ─► report
 
 The review round (``flows/review_round.py``) runs when ``review.mode: labelstudio``; without it
-the machine-label gate reports the machine labels unverified.
+the machine-label gate reports the machine labels unverified. With it, a class whose threshold no
+evidence certifies is probed (``tasks/probe.py``): its most confident machine labels are accepted
+provisionally, people check a sample of them, and only those the sample certifies stay accepted.
 
 Each stage lives in ``tasks/<stage>.py``; the checks behind screen, drift and rights are pure
 functions in ``validators/``. A gate stops the job with an error (and nothing is published) on a
@@ -30,6 +32,7 @@ from tasks.autolabel import autolabel
 from tasks.drift import check_drift, review_spec
 from tasks.gate import gate, machine_label_gate, threshold_curves, tuning_evidence
 from tasks.ingest import ingest
+from tasks.probe import check_probes, probe, probe_sizes
 from tasks.publish import Published, build_lineage, check_publish_rights, publish
 from tasks.quarantine import quarantine
 from tasks.report import report
@@ -47,14 +50,23 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     audited = audit(spec, dataset, machine)
     drift = check_drift(spec, dataset, audited.pred_probs)
     thresholds = gate(spec, dataset, audited.pred_probs, allow_pooled=drift["allow_pooled_thresholds"])
+    thresholds = probe(spec, dataset, audited.pred_probs, thresholds)
     decided = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
     rows, kept_from_people = task(apply_screening, name="apply_screening", cache_policy=NO_CACHE)(
         decided, findings
     )
     if spec.review.mode == "labelstudio":
         evidence = tuning_evidence(dataset, audited.pred_probs) if drift["allow_pooled_thresholds"] else None
-        rows, review, people, machine_labels = reviewed_by_people(
-            review_spec(spec, drift), dataset, decided, rows, kept_from_people, audited, machine, evidence
+        rows, review, people, machine_labels, thresholds = reviewed_by_people(
+            review_spec(spec, drift),
+            dataset,
+            decided,
+            rows,
+            kept_from_people,
+            audited,
+            machine,
+            evidence,
+            thresholds,
         )
     else:
         rows = pd.concat([rows, kept_from_people], ignore_index=True)
@@ -86,24 +98,40 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     return published
 
 
-def reviewed_by_people(spec, dataset, decided, screened, kept_from_people, audited, machine, evidence):
-    """The review round, then the machine-label gate on its audit sample (raising the threshold
-    on it and the thresholds' ``evidence`` together). When the gate finds the machine labels
-    under the target, the ones under its raised threshold go to people in a second round of the
-    same run (same project, same tasks kept), and the gate runs again on the answers."""
-    rows, review, people = review_round(spec, dataset, screened, audited.pred_probs, machine.model_version)
+def reviewed_by_people(
+    spec, dataset, decided, screened, kept_from_people, audited, machine, evidence, thresholds
+):
+    """The review round, then the probes (``tasks/probe.py``) and the machine-label gate on its
+    audit sample (raising the threshold on it and the thresholds' ``evidence`` together). When
+    the gate finds the machine labels under the target, or a probe does not certify its class's
+    provisional machine labels, those go to people in a second round of the same run (same
+    project, same tasks kept), and the probes and the gate run again on the answers. Returns the
+    rows, the review summary, the reviews, the gate's verdict and the thresholds (probes settled)."""
+    probes = probe_sizes(thresholds)
+    rows, review, people = review_round(
+        spec, dataset, screened, audited.pred_probs, machine.model_version, probe=probes
+    )
+    rows, settled, probe_demoted = check_probes(spec, decided, rows, people, thresholds)
     gated, verdict = machine_label_gate(
         spec, decided, pd.concat([rows, kept_from_people], ignore_index=True), people, evidence=evidence
     )
     demoted = verdict.pop("demoted_ids", None)
-    if not demoted:
-        return gated, review, people, verdict
+    if not demoted and not probe_demoted:
+        return gated, review, people, verdict, settled
     rows, review, people = review_round(
-        spec, dataset, screened, audited.pred_probs, machine.model_version, demoted=frozenset(demoted)
+        spec,
+        dataset,
+        screened,
+        audited.pred_probs,
+        machine.model_version,
+        demoted=frozenset(demoted or ()),
+        probe=probes,
+        probe_demoted=frozenset(probe_demoted),
     )
+    rows, settled, _ = check_probes(spec, decided, rows, people, thresholds)
     rows = pd.concat([rows, kept_from_people], ignore_index=True)
     rows, verdict = machine_label_gate(
-        spec, decided, rows, people, sent_to_people=len(demoted), evidence=evidence
+        spec, decided, rows, people, sent_to_people=len(demoted or ()), evidence=evidence
     )
     verdict.pop("demoted_ids", None)
-    return rows, review, people, verdict
+    return rows, review, people, verdict, settled

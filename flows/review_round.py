@@ -58,11 +58,14 @@ def review_round(
     model_version: str,
     *,
     demoted: frozenset[str] = frozenset(),
+    probe: dict[str, int] | None = None,
+    probe_demoted: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, dict, Reviews]:
     """Send, wait, fold in. Returns the reviewed rows, a summary for the lineage, the reviews.
 
-    demoted: machine labels the machine-label gate sent back; they join the items routed by the
-    first round (a second round: the first round's tasks and answers are reused, not repeated)."""
+    demoted, probe_demoted: machine labels the machine-label gate or a probe sent back; they join
+    the items routed by the first round (a second round: the first round's tasks and answers are
+    reused, not repeated). probe: class -> probe size (``tasks/probe.py``)."""
     gold = {}
     if spec.review.gold_path:
         gold = read_answers(
@@ -75,6 +78,8 @@ def review_round(
         gold_ids=set(gold),
         demoted_ids=demoted,
         minimum_audit=labels_needed(spec.autolabel.target_accuracy),
+        probe=probe,
+        probe_demoted_ids=probe_demoted,
     )
     project = send_to_review(spec, dataset, rows, routed, model_version)
     ids = list(dataset.ids)
@@ -96,7 +101,8 @@ def review_round(
             break
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
     if not reviews.complete:
-        wait_for_people(reviews, key=f"review-gate{len(demoted)}" if demoted else "review")
+        second = len(demoted) + len(probe_demoted)
+        wait_for_people(reviews, key=f"review-gate{second}" if second else "review")
     reviewed, summary = apply_reviews(rows, reviews, gold=gold)
     return reviewed, summary, reviews
 

@@ -152,6 +152,12 @@ class ReviewSpec(_Strict):
         description="Share of auto-accepted machine labels sent to people to measure their accuracy "
         "(at least as many as can verify autolabel.target_accuracy, 0.98: 189; 0 turns the audit off).",
     )
+    probe: bool = Field(
+        default=True,
+        description="When no evidence certifies a class's threshold, people first check a random "
+        "sample of its most confident machine labels (150 at target 0.95) instead of labeling all "
+        "of them; the ones the sample certifies are accepted, the rest go to people (tasks/probe.py).",
+    )
     gold_path: str | None = Field(
         default=None, description="CSV of items with known answers (id column, `label`), mixed in."
     )

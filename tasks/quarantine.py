@@ -108,6 +108,8 @@ def decide_status(
         if p >= t:
             status[i] = "accepted"
             reason[i] = f"model gives {name!r} p={_fmt_p(p)} >= threshold {t:.3f}"
+            if thresholds[name].get("basis") == "probe":
+                reason[i] += " (provisional: people check a probe of these; tasks/probe.py)"
         else:
             status[i] = "needs_review"
             bar = "no threshold reaches" if not np.isfinite(t) else f"below threshold {t:.3f} for"

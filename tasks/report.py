@@ -24,6 +24,22 @@ from labelgate.store import STATUSES
 from tasks.report_figure import class_status_counts, confusion, png_bytes
 
 
+def _probe_lines(gate: dict) -> list[str]:
+    """What the probes did (``tasks/probe.py``): basis ``probe`` in the table above."""
+    out = []
+    for cls, g in gate.items():
+        if g.get("basis") != "probe" or "probe_checked" not in g:
+            continue
+        bar = f"certified p >= {g['threshold']:.3f}" if np.isfinite(g["threshold"]) else "certified nothing"
+        out.append(
+            f"- probe of {cls!r}: no evidence certified a threshold, so its {g['region']} most confident "
+            f"machine labels were accepted provisionally and people checked {g['probe_checked']} of them "
+            f"({g['probe_correct']} right): {bar}; {g.get('probe_demoted', 0)} provisional label(s) "
+            "went to people."
+        )
+    return ["", *out] if out else []
+
+
 def _evidence_text(evidence: dict | None) -> str:
     """The given labels the thresholds were tuned on, in words."""
     if not evidence or not evidence.get("machine_made_left_out"):
@@ -118,6 +134,7 @@ def build_report(
                 f"| {cls} | {t} | {g.get('basis', 'class')} | {g['support']} | "
                 f"{g['accuracy']:.3f} | {g['accuracy_lower']:.3f} |"
             )
+        lines += _probe_lines(gate)
     lines += validation_sections(lineage)
     suspects = rows[rows["status"] == "quarantined"].sort_values("quality").head(top)
     lines += ["", f"## Top {len(suspects)} suspects (lowest label quality first)", ""]

@@ -38,6 +38,7 @@ from tasks.consensus import (
 )
 from tasks.gate import wilson_lower
 from tasks.ingest import Dataset
+from tasks.route import CHECK_ROUTES, LABEL_ROUTES
 
 
 class ReviewPending(LabelgateError):
@@ -381,8 +382,9 @@ def most_answers(spec: LabelingJobSpec) -> int:
 
 
 def checked_machine_labels(rows: pd.DataFrame, routed: pd.DataFrame) -> dict[str, str]:
-    """item id -> machine label, for the audit sample (the machine labels people check)."""
-    audit = routed.loc[routed["route"] == "audit_sample", "item_id"]
+    """item id -> machine label, for the audit sample and the probes (the machine labels people
+    check)."""
+    audit = routed.loc[routed["route"].isin(CHECK_ROUTES), "item_id"]
     return rows.set_index("item_id").loc[audit, "label"].astype(str).to_dict()
 
 
@@ -399,10 +401,10 @@ def label_certainty(
     reviews: Reviews, spec: LabelingJobSpec, pred_probs: np.ndarray, item_ids: list[str]
 ) -> dict[str, int]:
     """The required answers per item once items people label for their label (routed below the
-    threshold, or demoted by the gate) whose label is not yet as sure as the target
+    threshold, or demoted by the gate or a probe) whose label is not yet as sure as the target
     (:func:`tasks.consensus.unsure_labels`) get one more person each (:func:`_one_more_each`)."""
     routed = reviews.routed
-    labeling = routed.loc[routed["route"].isin(["low_confidence", "gate_demoted"]), "item_id"]
+    labeling = routed.loc[routed["route"].isin(LABEL_ROUTES), "item_id"]
     position = {item: i for i, item in enumerate(item_ids)}
     prior = {item: pred_probs[position[item]] for item in labeling}
     unsure = unsure_labels(

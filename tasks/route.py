@@ -4,9 +4,12 @@ Sent to review, in this order of precedence:
 1. gold items (known answers, mixed in to score annotators);
 2. quarantined given labels (a re-review round);
 3. machine labels below their class threshold (``needs_review``);
-4. a seeded random sample of auto-accepted machine labels, which estimates their accuracy;
-5. machine labels the machine-label gate demoted (``tasks/gate.py``): a second round in the same
-   run, when people's answers on the audit sample put the machine labels under the target.
+4. a probe: a seeded random sample of the provisionally accepted machine labels of each class no
+   evidence certified, whose answers set its threshold (``tasks/probe.py``);
+5. a seeded random sample of auto-accepted machine labels, which estimates their accuracy;
+6. machine labels the machine-label gate demoted (``tasks/gate.py``): a second round in the same
+   run, when people's answers on the audit sample put the machine labels under the target; and
+   provisional machine labels their probe did not certify.
 """
 
 from __future__ import annotations
@@ -19,9 +22,17 @@ REASONS = {
     "quarantined": "re-review: the audit doubts this label",
     "low_confidence": "the model is unsure",
     "audit_sample": "random audit sample of machine labels the model was sure of",
+    "probe": "probe: a random sample of the model's most confident labels of a class nothing "
+    "certified yet; people's answers set the class threshold",
     "gate_demoted": "people found the machine labels under the target accuracy; this one is "
     "under the raised threshold",
+    "probe_demoted": "the probe of this class's most confident machine labels did not certify this one",
 }
+
+CHECK_ROUTES = ("audit_sample", "probe")
+"""Routes where people check a machine label (adjudicated: ``tasks.review.adjudication``)."""
+LABEL_ROUTES = ("low_confidence", "gate_demoted", "probe_demoted")
+"""Routes where people give the label (asked until it is sure: ``tasks.review.label_certainty``)."""
 
 
 def route_items(
@@ -32,6 +43,8 @@ def route_items(
     gold_ids: set[str] | frozenset[str] = frozenset(),
     demoted_ids: set[str] | frozenset[str] = frozenset(),
     minimum_audit: int = 0,
+    probe: dict[str, int] | None = None,
+    probe_demoted_ids: set[str] | frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """Pick the items to review.
 
@@ -41,6 +54,9 @@ def route_items(
     target at all: the flow passes ``tasks.gate.labels_needed(target)`` (0.98: 189). Used only
     when ``audit_share`` > 0.
     demoted_ids: machine labels the machine-label gate sent back (those not already routed).
+    probe: class -> probe size (``tasks.probe.probe_sizes``): that many of the class's accepted
+    machine labels (``predicted_label``) are picked first, before the audit sample.
+    probe_demoted_ids: provisional machine labels their probe did not certify.
     Returns ``item_id, route, route_reason`` (one row per routed item; ``route`` is a key of
     :data:`REASONS`; ``route_reason`` adds the item's own reason).
     """
@@ -48,15 +64,19 @@ def route_items(
     route[rows["status"] == "needs_review"] = "low_confidence"
     route[rows["status"] == "quarantined"] = "quarantined"
     machine_ok = (rows["status"] == "accepted") & (rows["source"] == "model")
-    candidates = np.flatnonzero(machine_ok.to_numpy())
+    rng = np.random.default_rng(seed)
+    for name, size in sorted((probe or {}).items()):
+        mine = np.flatnonzero((machine_ok & (rows["predicted_label"] == name)).to_numpy())
+        route.iloc[rng.choice(mine, size=min(size, len(mine)), replace=False)] = "probe"
+    candidates = np.flatnonzero((machine_ok & route.isna()).to_numpy())
     n_audit = int(np.ceil(audit_share * len(candidates))) if len(candidates) else 0
     if audit_share > 0:
         n_audit = max(n_audit, min(minimum_audit, len(candidates)))
     if n_audit:
-        rng = np.random.default_rng(seed)
         picked = rng.choice(candidates, size=min(n_audit, len(candidates)), replace=False)
         route.iloc[picked] = "audit_sample"
     route[route.isna() & rows["item_id"].isin(demoted_ids)] = "gate_demoted"
+    route[route.isna() & rows["item_id"].isin(probe_demoted_ids)] = "probe_demoted"
     route[rows["item_id"].isin(gold_ids)] = "gold"
     chosen = route.notna()
     out = rows.loc[chosen, ["item_id", "reason"]].copy()

@@ -236,3 +236,61 @@ def test_one_answer_against_a_machine_label_gets_a_second_opinion_before_it_coun
     machine_items = rows.index[rows["given_label"].isna()]
     assert (answers.reindex(machine_items).fillna(0) >= 2).sum() >= checked
     assert answers.max() <= 3  # annotators_per_item + 2, and there are three bots
+
+
+def test_a_class_no_evidence_certifies_is_probed_and_its_certified_labels_accepted(
+    tmp_path, prefect_server, labelstudio_server
+):
+    """The given labels were made by a model, so nothing certifies a threshold (tasks/gate.py):
+    without a probe, every machine label would go to people. With it, people (bots) check 22 of
+    each class's most confident machine labels (powered_size(0.7)), and the others are accepted
+    on their answers (tasks/probe.py)."""
+    frame = make_text_frame(70, seed=7)
+    truth = frame[["id", "label"]].rename(columns={"label": "true_label"})
+    rng = np.random.default_rng(7)
+    unlabeled = rng.choice(len(frame), size=165, replace=False)
+    frame.loc[unlabeled, "label"] = None
+    frame["source"] = np.where(frame["label"].isna(), None, "model")
+    folder = tmp_path / "job"
+    folder.mkdir()
+    truth.to_csv(folder / "truth.csv", index=False)
+    label_set = f"probe-{uuid.uuid4().hex[:8]}"
+    spec = write_job(
+        folder,
+        frame,
+        label_set=label_set,
+        dataset={
+            "path": "data.csv",
+            "id_column": "id",
+            "text_column": "text",
+            "label_column": "label",
+            "label_source_column": "source",
+        },
+        autolabel={"target_accuracy": 0.7, "n_folds": 3},
+        review={
+            "mode": "labelstudio",
+            "annotators_per_item": 1,
+            "max_annotators_per_item": 3,
+            "audit_share": 0.2,
+            "simulate": {"truth_path": "truth.csv", "labelers": BOTS},
+        },
+    )
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    _, rows, lineage = _published(spec, label_set, env, tmp_path)
+    thresholds, review = lineage["thresholds"], lineage["review"]
+    probed = {c: t for c, t in thresholds.items() if t["basis"] == "probe"}
+    assert len(probed) == 3 and review["routed"]["probe"] == 3 * 22
+    assert all(t["probe_checked"] == 22 and t["accuracy_lower"] >= 0.7 for t in probed.values())
+    # provisional labels under the certified threshold went to people, in the second round
+    assert sum(t["probe_demoted"] for t in probed.values()) == review["routed"].get("probe_demoted", 0)
+    machine = rows[(rows["source"] == "model") & (rows["status"] == "accepted")]
+    assert len(machine) >= 30  # accepted on the probes' answers, never shown to anyone
+    right = machine["label"] == truth.set_index("id").loc[machine.index, "true_label"]
+    assert right.mean() >= 0.9
+    assert "provisional" in machine["reason"].iloc[0]
+    assert not rows.loc[rows["given_label"].isna(), "label"].isna().any()
+    report = (tmp_path / "runs" / label_set / "v0" / "report.md").read_text()
+    assert (
+        report.count("- probe of ") == 3
+        and "most confident machine labels were accepted provisionally" in report
+    )

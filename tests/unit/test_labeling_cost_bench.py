@@ -26,6 +26,11 @@ def test_answers_come_from_distinct_bots_and_are_reproducible():
 def test_an_item_is_settled_by_agreement():
     crowd = _crowd()
     crowd.answers[:4] = [[0], [0], [0, 1], [0, 0, 1]]
+    crowd.rows = [  # the answers as annotation rows too (the posterior rule reads those)
+        (crowd.ids[i], f"bot{j}", CLASSES[c])
+        for i, given in enumerate(crowd.answers)
+        for j, c in enumerate(given)
+    ]
     pred = np.eye(3)[[0, 1, 0, 0]] * 0.9 + 0.1 / 3
     open_ = crowd.unsettled(np.arange(4), pred, Policy(settle="model"))
     assert open_.tolist() == [False, True, True, False]
