@@ -174,7 +174,13 @@ def reviewed_run(
     audited = set(routed.loc[routed["route"] == "audit_sample", "item_id"])
     evidence = (confidence[checked], machine_label[checked] == y[checked])
     after, _ = verify_machine_labels(
-        rows, after, audited, target_accuracy=TARGET, answers=answers, evidence=evidence
+        rows,
+        after,
+        audited,
+        target_accuracy=TARGET,
+        answers=answers,
+        evidence=evidence,
+        probed=list(probe_sizes(thresholds)),
     )
     final = after.set_index("item_id").loc[ids]
     return ((final["source"] == "model") & (final["status"] == "accepted")).to_numpy()

@@ -113,7 +113,12 @@ def reviewed_by_people(
     )
     rows, settled, probe_demoted = check_probes(spec, decided, rows, people, thresholds)
     gated, verdict = machine_label_gate(
-        spec, decided, pd.concat([rows, kept_from_people], ignore_index=True), people, evidence=evidence
+        spec,
+        decided,
+        pd.concat([rows, kept_from_people], ignore_index=True),
+        people,
+        evidence=evidence,
+        probed=probes,
     )
     demoted = verdict.pop("demoted_ids", None)
     if not demoted and not probe_demoted:
@@ -131,7 +136,7 @@ def reviewed_by_people(
     rows, settled, _ = check_probes(spec, decided, rows, people, thresholds)
     rows = pd.concat([rows, kept_from_people], ignore_index=True)
     rows, verdict = machine_label_gate(
-        spec, decided, rows, people, sent_to_people=len(demoted or ()), evidence=evidence
+        spec, decided, rows, people, sent_to_people=len(demoted or ()), evidence=evidence, probed=probes
     )
     verdict.pop("demoted_ids", None)
     return rows, review, people, verdict, settled

@@ -17,6 +17,7 @@ are the better evidence; the report and the lineage say which was used.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -197,6 +198,7 @@ def machine_label_gate(
     *,
     sent_to_people: int = 0,
     evidence: tuple[np.ndarray, np.ndarray] | None = None,
+    probed: Collection[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`verify_machine_labels` on the review round's audit sample; raises
     :class:`GateError` when they miss the target and ``validation.low_machine_accuracy: stop``.
@@ -205,7 +207,8 @@ def machine_label_gate(
     review round (the gate then runs again on the answers: only the unanswered stay demoted).
     evidence: the thresholds' evidence (:func:`tuning_evidence`), pooled with the audit sample
     to raise the threshold; None when the data drifted (the labeled items then say least about
-    the new ones)."""
+    the new ones). probed: classes whose machine labels their probe verified (``tasks/probe.py``):
+    left out here, as the audit sample leaves them out."""
     audited = set()
     if people is not None:
         routed = people.routed
@@ -217,6 +220,7 @@ def machine_label_gate(
         target_accuracy=spec.autolabel.target_accuracy,
         answers=people.annotations if people is not None else NO_ANSWERS,
         evidence=evidence,
+        probed=probed,
     )
     verdict["action"] = spec.validation.low_machine_accuracy
     if sent_to_people:
@@ -266,8 +270,12 @@ def verify_machine_labels(
     target_accuracy: float,
     answers: pd.DataFrame,
     evidence: tuple[np.ndarray, np.ndarray] | None = None,
+    probed: Collection[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The autolabel quality gate: are the auto-accepted machine labels as good as the target?
+
+    probed: classes whose machine labels a probe verified (``tasks/probe.py``); they are left
+    out here (the audit sample is drawn from the others) and returned unchanged.
 
     before: the rows as decided before people answered (machine label in ``label``, with
     ``confidence``); after: the same items after the review round (``source`` is ``human`` where
@@ -298,6 +306,22 @@ def verify_machine_labels(
     target, needed, raised_threshold, demoted, why`` (and ``demoted_ids`` when below target, for
     the flow to send those items to people; it does not go into the lineage).
     """
+    if probed:
+        by_probe = (after["source"] == "model") & after["predicted_label"].isin(list(probed))
+        rows, verdict = verify_machine_labels(
+            before[~((before["source"] == "model") & before["predicted_label"].isin(list(probed)))],
+            after[~by_probe],
+            audited,
+            target_accuracy=target_accuracy,
+            answers=answers,
+            evidence=evidence,
+        )
+        verdict["probed_classes"] = sorted(probed)
+        verdict["why"] += (
+            f" (the machine labels of {', '.join(map(repr, sorted(probed)))} were verified by their "
+            "probes instead: see the thresholds)"
+        )
+        return pd.concat([rows, after[by_probe]], ignore_index=True), verdict
     prior = before.set_index("item_id")
     now = after.set_index("item_id", drop=False)
     answered = [i for i in audited if i in now.index and now.at[i, "source"] == "human"]

@@ -73,7 +73,13 @@ def build_lineage(
         "target_accuracy": spec.autolabel.target_accuracy,
         "thresholds": thresholds,
         "threshold_evidence": threshold_evidence(dataset),
-        "machine_accuracy_verified": bool(review and review["machine_accuracy"]["checked"]),
+        "machine_accuracy_verified": bool(
+            review
+            and (
+                review["machine_accuracy"]["checked"]
+                or any(t.get("probe_checked") for t in thresholds.values())  # tasks/probe.py
+            )
+        ),
         "review": review,
         "audit": audit_settings,
         "rights": spec.rights.model_dump(mode="json"),

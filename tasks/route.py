@@ -55,7 +55,8 @@ def route_items(
     when ``audit_share`` > 0.
     demoted_ids: machine labels the machine-label gate sent back (those not already routed).
     probe: class -> probe size (``tasks.probe.probe_sizes``): that many of the class's accepted
-    machine labels (``predicted_label``) are picked first, before the audit sample.
+    machine labels (``predicted_label``) are picked first; the audit sample is drawn from the
+    other classes' (each accepted machine label is verified by one check: its probe or the audit).
     probe_demoted_ids: provisional machine labels their probe did not certify.
     Returns ``item_id, route, route_reason`` (one row per routed item; ``route`` is a key of
     :data:`REASONS`; ``route_reason`` adds the item's own reason).
@@ -68,7 +69,11 @@ def route_items(
     for name, size in sorted((probe or {}).items()):
         mine = np.flatnonzero((machine_ok & (rows["predicted_label"] == name)).to_numpy())
         route.iloc[rng.choice(mine, size=min(size, len(mine)), replace=False)] = "probe"
-    candidates = np.flatnonzero((machine_ok & route.isna()).to_numpy())
+    # a probed class's machine labels are verified by its probe; the audit checks the others
+    audited = machine_ok & route.isna()
+    if probe:
+        audited &= ~rows["predicted_label"].isin(list(probe))
+    candidates = np.flatnonzero(audited.to_numpy())
     n_audit = int(np.ceil(audit_share * len(candidates))) if len(candidates) else 0
     if audit_share > 0:
         n_audit = max(n_audit, min(minimum_audit, len(candidates)))

@@ -281,8 +281,11 @@ def test_a_class_no_evidence_certifies_is_probed_and_its_certified_labels_accept
     probed = {c: t for c, t in thresholds.items() if t["basis"] == "probe"}
     assert len(probed) == 3 and review["routed"]["probe"] == 3 * 22
     assert all(t["probe_checked"] == 22 and t["accuracy_lower"] >= 0.7 for t in probed.values())
-    # provisional labels under the certified threshold went to people, in the second round
+    # provisional labels under the certified threshold went to people, in the second round; every
+    # class was probed, so each machine label was verified by its probe and there is no audit
     assert sum(t["probe_demoted"] for t in probed.values()) == review["routed"].get("probe_demoted", 0)
+    assert "audit_sample" not in review["routed"] and lineage["machine_accuracy_verified"]
+    assert lineage["machine_labels"]["probed_classes"] == sorted(probed)
     machine = rows[(rows["source"] == "model") & (rows["status"] == "accepted")]
     assert len(machine) >= 30  # accepted on the probes' answers, never shown to anyone
     right = machine["label"] == truth.set_index("id").loc[machine.index, "true_label"]

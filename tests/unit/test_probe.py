@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from tasks.gate import powered_size
+from tasks.gate import powered_size, verify_machine_labels
 from tasks.probe import PROBE_REGION, probe_sizes, probe_thresholds, verify_probes
 from tasks.route import route_items
 
@@ -86,17 +86,34 @@ def _probed_run(wrong_share: float, *, answer: bool = True):
     return rows, routed, out, settled, demoted, probed
 
 
-def test_the_probe_sample_is_drawn_from_the_provisional_labels_before_the_audit():
-    _, routed, _, _, _, probed = _probed_run(0.0)
+def test_the_probe_sample_is_drawn_from_the_provisional_labels_and_the_audit_from_other_classes():
+    rows, routed, _, _, _, probed = _probed_run(0.0)
     size = powered_size(TARGET)
     assert len(probed) == 2 * size and routed["route"].eq("probe").sum() == 2 * size
-    rows = _probed_run(0.0)[0].set_index("item_id")
-    assert (rows.loc[probed, "status"] == "accepted").all()
-    again = route_items(
-        _probed_run(0.0)[0], audit_share=0.5, seed=3, probe={"a": size, "b": size}, minimum_audit=10
+    assert (rows.set_index("item_id").loc[probed, "status"] == "accepted").all()
+    # both classes probed: each verified by its probe, no audit sample
+    assert not routed["route"].eq("audit_sample").any()
+    only_a = route_items(rows, audit_share=0.5, seed=3, probe={"a": size}, minimum_audit=10)
+    audit = set(only_a.loc[only_a["route"] == "audit_sample", "item_id"])
+    picked = set(only_a.loc[only_a["route"] == "probe", "item_id"])
+    classes = rows.set_index("item_id")["predicted_label"]
+    assert audit and set(classes[list(audit)]) == {"b"} and set(classes[list(picked)]) == {"a"}
+
+
+def test_the_gate_leaves_probed_classes_to_their_probe():
+    rows = _probed_run(0.0)[0]  # as decided: the provisional machine labels of both classes
+    after = rows.copy()
+    gated, verdict = verify_machine_labels(
+        rows,
+        after,
+        set(),
+        target_accuracy=TARGET,
+        answers=pd.DataFrame(columns=["item_id", "annotator", "label"]),
+        probed=["a", "b"],
     )
-    audit = set(again.loc[again["route"] == "audit_sample", "item_id"])
-    assert audit and not audit & set(probed)  # same seed: same probe; the audit takes others
+    assert verdict["status"] == "unverified" and verdict["probed_classes"] == ["a", "b"]
+    assert "verified by their probes" in verdict["why"]
+    assert sorted(gated["item_id"]) == sorted(after["item_id"])  # returned unchanged
 
 
 def test_a_right_probe_certifies_its_class_and_keeps_the_provisional_labels():
