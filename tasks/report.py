@@ -123,6 +123,9 @@ def build_report(
                 else "**no human has checked these machine labels: their accuracy is unverified.**"
                 if lineage.get("machine_accuracy_verified") is False
                 else "people checked an audit sample of them (see Human review)."
+                if not _probe_lines(gate)
+                else "people checked a probe of each probed class (below) and an audit sample of the "
+                "other classes' (see Human review)."
             ),
             "",
             "| class | threshold | basis | support | est. accuracy | lower bound |",
