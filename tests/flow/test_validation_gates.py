@@ -98,7 +98,18 @@ def _fake_review(wrong_share, calls=None):
     """A review round whose people contradict ``wrong_share`` of the audited machine labels (and
     confirm the machine labels a second round sends them). ``calls`` collects each call's routes."""
 
-    def review_round(spec, dataset, rows, pred_probs, model_version, *, demoted=frozenset()):
+    def review_round(
+        spec,
+        dataset,
+        rows,
+        pred_probs,
+        model_version,
+        *,
+        demoted=frozenset(),
+        probe=None,
+        probe_demoted=frozenset(),
+    ):
+        assert not probe  # these jobs' thresholds are certified: nothing to probe
         routed = route_items(rows, audit_share=spec.review.audit_share, seed=0, demoted_ids=demoted)
         routed = routed[routed["route"].isin(["audit_sample", "gate_demoted"])].reset_index(drop=True)
         if calls is not None:
