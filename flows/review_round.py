@@ -34,7 +34,6 @@ from tasks.review import (
     extra_annotations,
     label_certainty,
     most_answers,
-    read_answers,
     send_to_review,
     simulate_labelers,
 )
@@ -66,11 +65,7 @@ def review_round(
     demoted, probe_demoted: machine labels the machine-label gate or a probe sent back; they join
     the items routed by the first round (a second round: the first round's tasks and answers are
     reused, not repeated). probe: class -> probe size (``tasks/probe.py``)."""
-    gold = {}
-    if spec.review.gold_path:
-        gold = read_answers(
-            spec.review.gold_path, dataset, column="label", id_column=spec.dataset.id_column, what="gold"
-        )
+    gold = dataset.gold_answers  # read and checked at ingest
     routed = task(route_items, name="route", cache_policy=NO_CACHE)(
         rows,
         audit_share=spec.review.audit_share,

@@ -11,7 +11,9 @@ labels, its own or another's. Given labels that passed the audit cannot serve: t
 exactly the items whose prediction agrees with them, so they would certify anything. Scoring
 against all given labels, noise included, understates the model's accuracy when the given labels
 are noisy: the gate then accepts fewer machine labels, never more. Human answers (review mode)
-are the better evidence; the report and the lineage say which was used.
+are the better evidence; the report and the lineage say which was used. Gold answers
+(``review.gold_path``) are evidence too, scored against the known answer: on an unlabeled gold
+item the model never saw it, so its prediction is out of sample as well.
 """
 
 from __future__ import annotations
@@ -177,12 +179,12 @@ def tune_thresholds(
 def gate(
     spec: LabelingJobSpec, dataset: Dataset, pred_probs: np.ndarray, *, allow_pooled: bool = True
 ) -> dict[str, dict[str, float]]:
-    """Tune per-class thresholds against every given label not made by a model (see the module
-    docstring)."""
+    """Tune per-class thresholds against every given label not made by a model and every gold
+    answer (see the module docstring)."""
     labeled = dataset.evidence
     return tune_thresholds(
         pred_probs[labeled],
-        dataset.given[labeled],
+        dataset.evidence_labels[labeled],
         target_accuracy=spec.autolabel.target_accuracy,
         classes=dataset.classes,
         allow_pooled=allow_pooled,
@@ -388,17 +390,18 @@ def verify_machine_labels(
 
 def tuning_evidence(dataset: Dataset, pred_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What the thresholds were tuned on, for the machine-label gate: ``(confidence, right)`` of
-    the out-of-sample predictions on the given labels that may serve as evidence."""
+    the out-of-sample predictions on the labels that may serve as evidence (gold answers
+    included)."""
     labeled = dataset.evidence
     probs = pred_probs[labeled]
-    return probs.max(axis=1), probs.argmax(axis=1) == dataset.given[labeled]
+    return probs.max(axis=1), probs.argmax(axis=1) == dataset.evidence_labels[labeled]
 
 
 def threshold_curves(dataset: Dataset, pred_probs: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
     """Per-class coverage/accuracy curves against the given labels the thresholds were tuned on,
     for the report."""
     labeled = dataset.evidence
-    probs, given = pred_probs[labeled], dataset.given[labeled]
+    probs, given = pred_probs[labeled], dataset.evidence_labels[labeled]
     predicted = probs.argmax(axis=1)
     return {
         name: threshold_curve(probs[predicted == c].max(axis=1), given[predicted == c] == c)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import fsspec
 import numpy as np
@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from labelgate.errors import DataError
+from labelgate.errors import DataError, preview
 from labelgate.progress import stage_finished
 from labelgate.spec import DatasetSpec, LabelingJobSpec, LabelSchema
 from validators.dataset_checks import REQUIRED_CHECKS, dataset_checks
@@ -38,7 +38,8 @@ class Dataset:
     given: (n,) int class codes, ``UNLABELED`` (-1) where the file has no label;
     machine_made: (n,) bool, True where the file says a model made the given label
     (``label_source_column``; None: the file does not say); label_source_column: the column that
-    said so (None: none did).
+    said so (None: none did); gold: (n,) int class codes of the known answers
+    (``review.gold_path``), ``UNLABELED`` elsewhere (None: no gold file).
     """
 
     ids: np.ndarray
@@ -50,6 +51,7 @@ class Dataset:
     source: str
     machine_made: np.ndarray | None = None
     label_source_column: str | None = None
+    gold: np.ndarray | None = None
 
     @property
     def n_labeled(self) -> int:
@@ -57,10 +59,30 @@ class Dataset:
 
     @property
     def evidence(self) -> np.ndarray:
-        """(n,) bool: given labels that may serve as evidence for the machine-label thresholds,
-        i.e. every given label not made by a model."""
+        """(n,) bool: items whose label may serve as evidence for the machine-label thresholds:
+        every given label not made by a model, and every gold answer."""
         labeled = self.given != UNLABELED
-        return labeled if self.machine_made is None else labeled & ~self.machine_made
+        if self.machine_made is not None:
+            labeled = labeled & ~self.machine_made
+        return labeled if self.gold is None else labeled | (self.gold != UNLABELED)
+
+    @property
+    def evidence_labels(self) -> np.ndarray:
+        """(n,) int: the label each evidence item is scored against: its gold answer where it has
+        one (a known answer beats a given label), else its given label."""
+        return self.given if self.gold is None else np.where(self.gold != UNLABELED, self.gold, self.given)
+
+    @property
+    def gold_answers(self) -> dict[str, str]:
+        """item_id -> known answer (class name), for every gold item."""
+        if self.gold is None:
+            return {}
+        known = np.flatnonzero(self.gold != UNLABELED)
+        return {str(self.ids[i]): self.classes[self.gold[i]] for i in known}
+
+    @property
+    def n_gold(self) -> int:
+        return 0 if self.gold is None else int((self.gold != UNLABELED).sum())
 
 
 def _read_bytes(path: str) -> bytes:
@@ -179,5 +201,36 @@ def load_dataset(dataset: DatasetSpec, schema: LabelSchema) -> Dataset:
 
 @task(name="ingest", cache_policy=NO_CACHE, on_completion=[stage_finished])
 def ingest(spec: LabelingJobSpec) -> Dataset:
-    """Read and check the job's dataset (never cached: the file may have changed)."""
-    return load_dataset(spec.dataset, spec.label_schema)
+    """Read and check the job's dataset, and the gold answers (``review.gold_path``) against it
+    (never cached: the files may have changed)."""
+    dataset = load_dataset(spec.dataset, spec.label_schema)
+    if not spec.review.gold_path:
+        return dataset
+    gold = read_answers(
+        spec.review.gold_path, dataset, column="label", id_column=spec.dataset.id_column, what="gold"
+    )
+    code = {c: k for k, c in enumerate(dataset.classes)}
+    position = {item: i for i, item in enumerate(dataset.ids)}
+    known = np.full(len(dataset.ids), UNLABELED, dtype=np.int64)
+    for item, label in gold.items():
+        known[position[item]] = code[label]
+    return replace(dataset, gold=known)
+
+
+def read_answers(path: str, dataset: Dataset, *, column: str, id_column: str, what: str) -> dict[str, str]:
+    """item_id -> class from a CSV (gold answers or simulation truth), checked against the job."""
+    try:
+        frame = pd.read_csv(path, dtype=str)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {what} file {path}: {exc}") from None
+    missing = [c for c in (id_column, column) if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what} file {path}: missing column(s) {preview(missing)}")
+    unknown_ids = sorted(set(frame[id_column]) - set(dataset.ids))
+    if unknown_ids:
+        raise DataError(f"{what} file {path}: ids not in the dataset: {preview(unknown_ids)}")
+    bad = sorted(set(frame[column].dropna()) - set(dataset.classes))
+    if bad:
+        raise DataError(f"{what} file {path}: labels not in schema.classes: {preview(bad)}")
+    frame = frame.dropna(subset=[column])
+    return dict(zip(frame[id_column], frame[column], strict=True))

@@ -93,10 +93,12 @@ def build_lineage(
 
 
 def threshold_evidence(dataset: Dataset) -> dict[str, Any]:
-    """What the thresholds were tuned on: the given labels, less those a model made."""
+    """What the thresholds were tuned on: the given labels, less those a model made, and the gold
+    answers."""
     machine = 0 if dataset.machine_made is None else int(dataset.machine_made.sum())
     return {
         "given_labels": dataset.n_labeled,
+        "gold_answers": dataset.n_gold,
         "used": int(dataset.evidence.sum()),
         "machine_made_left_out": machine,
         "label_source_column": dataset.label_source_column,

@@ -41,14 +41,19 @@ def _probe_lines(gate: dict) -> list[str]:
 
 
 def _evidence_text(evidence: dict | None) -> str:
-    """The given labels the thresholds were tuned on, in words."""
+    """The given labels (and gold answers) the thresholds were tuned on, in words."""
     if not evidence or not evidence.get("machine_made_left_out"):
-        return "every given label"
-    return (
-        f"{evidence['used']} of the {evidence['given_labels']} given labels: the "
-        f"{evidence['machine_made_left_out']} that column `{evidence['label_source_column']}` says a "
-        "model made were left out (a model cannot vouch for machine labels)"
-    )
+        text = "every given label"
+    else:
+        left = evidence["machine_made_left_out"]
+        text = (
+            f"{evidence['given_labels'] - left} of the {evidence['given_labels']} given labels: the "
+            f"{left} that column `{evidence['label_source_column']}` says a model made were left out "
+            "(a model cannot vouch for machine labels)"
+        )
+    if evidence and evidence.get("gold_answers"):
+        text += f", and the {evidence['gold_answers']} gold answers (a known answer replaces a given label)"
+    return text
 
 
 def counts(rows: pd.DataFrame) -> dict[str, Any]:

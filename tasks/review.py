@@ -21,7 +21,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from labelgate.errors import DataError, LabelgateError, preview
+from labelgate.errors import LabelgateError
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
@@ -37,7 +37,7 @@ from tasks.consensus import (
     unsure_labels,
 )
 from tasks.gate import wilson_lower
-from tasks.ingest import Dataset
+from tasks.ingest import Dataset, read_answers
 from tasks.route import CHECK_ROUTES, LABEL_ROUTES
 
 
@@ -111,25 +111,6 @@ def task_frame(
             "model_version": model_version,
         }
     )
-
-
-def read_answers(path: str, dataset: Dataset, *, column: str, id_column: str, what: str) -> dict[str, str]:
-    """item_id -> class from a CSV (gold answers or simulation truth), checked against the job."""
-    try:
-        frame = pd.read_csv(path, dtype=str)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {what} file {path}: {exc}") from None
-    missing = [c for c in (id_column, column) if c not in frame.columns]
-    if missing:
-        raise DataError(f"{what} file {path}: missing column(s) {preview(missing)}")
-    unknown_ids = sorted(set(frame[id_column]) - set(dataset.ids))
-    if unknown_ids:
-        raise DataError(f"{what} file {path}: ids not in the dataset: {preview(unknown_ids)}")
-    bad = sorted(set(frame[column].dropna()) - set(dataset.classes))
-    if bad:
-        raise DataError(f"{what} file {path}: labels not in schema.classes: {preview(bad)}")
-    frame = frame.dropna(subset=[column])
-    return dict(zip(frame[id_column], frame[column], strict=True))
 
 
 def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str]) -> tuple[pd.DataFrame, dict]:

@@ -241,3 +241,37 @@ def test_the_raised_threshold_rests_on_the_audit_and_the_thresholds_evidence_tog
     assert (machine.loc[machine["confidence"] >= raised, "status"] == "accepted").all()
     assert (machine.loc[machine["confidence"] < raised, "status"] == "needs_review").all()
     assert "evidence labels together" in verdict["why"]
+
+
+def test_gold_answers_are_threshold_evidence_and_beat_noisy_given_labels():
+    """400 unlabeled items the model is sure of, and right about: with no evidence nothing is
+    certified; gold answers on 300 of them certify the class; on a noisy given label a gold answer
+    is what the prediction is scored against."""
+    from types import SimpleNamespace
+
+    from tasks.gate import gate
+    from tasks.ingest import UNLABELED, Dataset
+
+    n = 400
+    probs = np.tile([0.99, 0.01], (n, 1))
+    given = np.full(n, UNLABELED)
+    given[:100] = 1  # given labels that all disagree with the (right) model
+    gold = np.full(n, UNLABELED)
+    gold[:300] = 0
+    spec = SimpleNamespace(autolabel=SimpleNamespace(target_accuracy=0.95))
+
+    def dataset(gold_answers):
+        return Dataset(
+            ids=np.array([f"i{k}" for k in range(n)], dtype=object),
+            X=np.zeros((n, 1)),
+            given=given,
+            classes=["neg", "pos"],
+            kind="tabular",
+            fingerprint="f",
+            source="mem",
+            gold=gold_answers,
+        )
+
+    assert not np.isfinite(gate.fn(spec, dataset(None), probs)["neg"]["threshold"])  # 0 of 100 right
+    with_gold = gate.fn(spec, dataset(gold), probs)["neg"]
+    assert with_gold["threshold"] == 0.99 and with_gold["support"] == 300 and with_gold["accuracy"] == 1.0

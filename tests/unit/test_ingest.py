@@ -3,7 +3,7 @@ import pytest
 
 from labelgate.errors import DataError, SpecError
 from labelgate.spec import load_spec
-from tasks.ingest import UNLABELED, load_dataset
+from tasks.ingest import UNLABELED, ingest, load_dataset
 from tests.conftest import make_text_frame, write_job
 
 
@@ -133,3 +133,27 @@ def test_label_source_column_must_exist_and_needs_a_label_column(tmp_path):
         load_spec(
             write_job(tmp_path, make_text_frame(5), dataset={**dataset, "label_source_column": "made_by"})
         )
+
+
+def test_gold_answers_are_read_at_ingest_and_are_evidence_for_the_thresholds(tmp_path):
+    frame = make_text_frame(5)
+    frame.loc[[0, 1], "label"] = None  # an unlabeled gold item is evidence through its gold answer
+    gold = pd.DataFrame({"id": [frame.at[0, "id"], frame.at[2, "id"]], "label": ["tech", "food"]})
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    review = {"mode": "labelstudio", "gold_path": "gold.csv"}
+    data = ingest.fn(load_spec(write_job(tmp_path, frame, review=review)))
+    assert data.n_gold == 2 and data.gold_answers == {frame.at[0, "id"]: "tech", frame.at[2, "id"]: "food"}
+    assert data.evidence[0] and not data.evidence[1] and data.evidence.sum() == 14
+    assert data.classes[data.evidence_labels[0]] == "tech"  # the gold answer
+    assert data.classes[data.evidence_labels[2]] == "food"  # replaces the given label
+    assert data.evidence_labels[3] == data.given[3]
+
+
+def test_a_gold_file_naming_unknown_items_stops_the_job_at_ingest(tmp_path):
+    frame = make_text_frame(5)
+    pd.DataFrame({"id": ["t0000", "nope-1"], "label": ["tech", "food"]}).to_csv(
+        tmp_path / "gold.csv", index=False
+    )
+    spec = load_spec(write_job(tmp_path, frame, review={"mode": "labelstudio", "gold_path": "gold.csv"}))
+    with pytest.raises(DataError, match=r"gold file .*gold\.csv: ids not in the dataset: .*nope-1"):
+        ingest.fn(spec)
