@@ -240,6 +240,7 @@ def test_labels_a_model_made_cannot_certify_machine_labels(tmp_path):
     assert plain["threshold_evidence"]["used"] == int(labeled.sum())
     assert again["threshold_evidence"] == {
         "given_labels": int(labeled.sum()),
+        "gold_answers": 0,
         "used": int(labeled.sum()) - machine_made,
         "machine_made_left_out": machine_made,
         "label_source_column": "source",
