@@ -299,17 +299,21 @@ def _lineage_block(name: str, version: int, data: dict) -> list[str]:
     thresholds = data.get("thresholds") or {}
     if thresholds:
         shown = ", ".join(
-            f"{c} {t.get('threshold', float('nan')):.3f} ({t.get('basis', 'class')})"
+            f"{c} {t.get('threshold', float('nan')):.3f} ({t.get('basis', 'class')}"
+            + (f": {t['probe_correct']} of {t['probe_checked']} probed right" if "probe_checked" in t else "")
+            + ")"
             for c, t in thresholds.items()
         )
         lines.append(f"  thresholds:  target {data.get('target_accuracy')}: {shown}")
         evidence = data.get("threshold_evidence") or {}
-        if evidence.get("machine_made_left_out"):
-            lines.append(
-                f"  evidence:    {evidence['used']} of {evidence['given_labels']} given labels "
-                f"({evidence['machine_made_left_out']} machine-made, per column "
-                f"{evidence['label_source_column']!r}, left out)"
-            )
+        left = evidence.get("machine_made_left_out") or 0
+        if left or evidence.get("gold_answers"):
+            text = f"{evidence['given_labels'] - left} of {evidence['given_labels']} given labels"
+            if left:
+                text += f" ({left} machine-made, per column {evidence['label_source_column']!r}, left out)"
+            if evidence.get("gold_answers"):
+                text += f", and {evidence['gold_answers']} gold answers"
+            lines.append(f"  evidence:    {text}")
     verdict = data.get("machine_labels")
     if verdict:
         lines.append(f"  machine labels: {verdict.get('status')} — {verdict.get('why')}")

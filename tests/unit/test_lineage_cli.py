@@ -37,10 +37,14 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "model_version": "m2",
         "models": {"text": "tfidf+sgd"},
         "target_accuracy": 0.95,
-        "thresholds": {"cat": {"threshold": 0.93, "basis": "class"}},
+        "thresholds": {
+            "cat": {"threshold": 0.93, "basis": "class"},
+            "dog": {"threshold": 0.97, "basis": "probe", "probe_checked": 150, "probe_correct": 149},
+        },
         "threshold_evidence": {
             "given_labels": 40,
-            "used": 30,
+            "gold_answers": 5,
+            "used": 35,
             "machine_made_left_out": 10,
             "label_source_column": "source",
         },
@@ -70,7 +74,9 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "vet notes · CC0-1.0 · uses training · expires 2030-01-01",
         "m2 (text)",
         "cat 0.930 (class)",
-        "evidence:    30 of 40 given labels (10 machine-made, per column 'source', left out)",
+        "dog 0.970 (probe: 149 of 150 probed right)",
+        "evidence:    30 of 40 given labels (10 machine-made, per column 'source', left out), "
+        "and 5 gold answers",
         "machine labels: unverified",
         "personal_data: 2 found, quarantine",
         "class distribution",
