@@ -123,7 +123,7 @@ def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int |
     tasks = client.count_tasks(project_id)
     answered = client.count_tasks(project_id, labeled=True)
     foreign = 0
-    for task in client.iter_tasks(project_id, unlabeled=True):
+    for task in client.iter_tasks(project_id, unlabeled=True, page_size=100):  # usually stops in page 1
         if task["item_id"] is None:
             foreign += 1
             continue
