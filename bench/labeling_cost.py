@@ -206,11 +206,11 @@ class Crowd:
         """Items that need another annotator (see ``Policy.settle``); probs: (len(idx), k)."""
         k = probs.shape[1]
         pred = probs.argmax(axis=1)
+        full = np.array([len(self.answers[i]) >= len(self.bots) for i in idx], dtype=bool)
         if policy.settle == "margin":
             # the pipeline's adjudication (tasks.review.adjudication): the model's prediction is
             # right once among the answers given most often, wrong once another leads it by the margin
             margin = policy.margin or settling_margin(policy.target_accuracy, k)
-            full = np.array([len(self.answers[i]) >= len(self.bots) for i in idx], dtype=bool)
             machine = {self.ids[i]: self.classes[c] for i, c in zip(idx, pred, strict=True)}
             open_ = set(unsettled_checks(self.annotations(idx), machine, margin=margin))
             return np.array([self.ids[i] in open_ for i in idx], dtype=bool) & ~full
@@ -227,7 +227,6 @@ class Crowd:
                     answer_accuracy=policy.assumed_accuracy,
                 )
             )
-            full = np.array([len(self.answers[i]) >= len(self.bots) for i in idx], dtype=bool)
             return np.array([self.ids[i] in open_ for i in idx], dtype=bool) & ~full
         out = np.zeros(len(idx), dtype=bool)
         for n, i in enumerate(idx):

@@ -68,7 +68,7 @@ def threshold_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np
     }
 
 
-#: Ratio between consecutive accepted-set sizes tested by :func:`_lowest_certified`.
+#: Ratio between consecutive accepted-set sizes tested by :func:`lowest_certified`.
 GRID_STEP = 1.1
 
 
@@ -88,7 +88,7 @@ def _first_size(target: float, available: int) -> int:
     return min(powered_size(target), max(labels_needed(target), available // 2))
 
 
-def _lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
+def lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
     """The lowest threshold certified by fixed-sequence testing.
 
     Scanning every threshold and keeping the lowest whose Wilson bound passes is a
@@ -150,11 +150,11 @@ def tune_thresholds(
     """
     predicted = pred_probs.argmax(axis=1)
     confidence = pred_probs.max(axis=1)
-    pooled = _lowest_certified(confidence, labels == predicted, target_accuracy)
+    pooled = lowest_certified(confidence, labels == predicted, target_accuracy)
     out: dict[str, dict[str, float]] = {}
     for code, name in enumerate(classes):
         mask = predicted == code
-        own = _lowest_certified(confidence[mask], labels[mask] == code, target_accuracy)
+        own = lowest_certified(confidence[mask], labels[mask] == code, target_accuracy)
         if math.isfinite(own["threshold"]) or not math.isfinite(pooled["threshold"]) or not allow_pooled:
             entry = {**own, "basis": "class"}
         else:
@@ -364,7 +364,7 @@ def verify_machine_labels(
     if pooled:
         scores = np.r_[scores, np.asarray(evidence[0], dtype=float)]
         hits = np.r_[hits, np.asarray(evidence[1], dtype=bool)]
-    raised = _lowest_certified(scores, hits, target_accuracy)["threshold"]
+    raised = lowest_certified(scores, hits, target_accuracy)["threshold"]
     demote = machine_ok & (now["confidence"].astype(float) < raised)
     rows = now.copy()
     rows.loc[demote, "status"] = "needs_review"

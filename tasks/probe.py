@@ -34,7 +34,7 @@ from prefect.cache_policies import NO_CACHE
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from tasks.consensus import plurality_answers
-from tasks.gate import _lowest_certified, powered_size
+from tasks.gate import lowest_certified, powered_size
 from tasks.ingest import UNLABELED, Dataset
 
 #: The provisional region holds this many times the probe's size (measured on the 3-class texts of
@@ -103,7 +103,7 @@ def verify_probes(
         mine = [i for i in probed if prior.at[i, "predicted_label"] == name and i in said]
         right = np.array([prior.at[i, "label"] in said[i] for i in mine], dtype=bool)
         confidence = prior.loc[mine, "confidence"].to_numpy(dtype=float)
-        certified = _lowest_certified(confidence, right, target_accuracy)
+        certified = lowest_certified(confidence, right, target_accuracy)
         provisional = entry.get("provisional_threshold", entry["threshold"])
         final = max(certified["threshold"], provisional)
         entry.update(
@@ -114,28 +114,27 @@ def verify_probes(
             accuracy=certified["accuracy"],
             accuracy_lower=certified["accuracy_lower"],
         )
-        waiting = (
-            (now["source"] == "model")
-            & (now["status"] == "accepted")
-            & (now["label"] == name)
-            & (now["confidence"].astype(float) < final)
-        )
+        waiting = _provisional_under(now, name, final)
         bar = "certified nothing" if not math.isfinite(final) else f"certified only p >= {final:.3f}"
         now.loc[waiting, "status"] = "needs_review"
         now.loc[waiting, "reason"] = now.loc[waiting, "reason"] + (
             f"; not accepted: people's answers to a probe of {len(mine)} of the model's most confident "
             f"{name!r} labels ({int(right.sum())} right) {bar} at {target_accuracy:.0%}"
         )
-        under = (
-            (prior["source"] == "model")
-            & (prior["status"] == "accepted")
-            & (prior["label"] == name)
-            & (prior["confidence"].astype(float) < final)
-            & ~prior.index.isin(probed)
-        )
+        under = _provisional_under(prior, name, final) & ~prior.index.isin(probed)
         entry["probe_demoted"] = int(under.sum())  # answered by people in a second round or not
         demoted += now.loc[waiting, "item_id"].tolist()
     return now.reset_index(drop=True), out, demoted
+
+
+def _provisional_under(rows: pd.DataFrame, name: str, threshold: float) -> pd.Series:
+    """Accepted machine labels of class ``name`` under ``threshold``."""
+    return (
+        (rows["source"] == "model")
+        & (rows["status"] == "accepted")
+        & (rows["label"] == name)
+        & (rows["confidence"].astype(float) < threshold)
+    )
 
 
 # -- Prefect tasks --------------------------------------------------------------------------
