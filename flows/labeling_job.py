@@ -1,6 +1,8 @@
 """The labeling job, as one Prefect flow. It wires the stages and nothing else.
 
     spec ─► rights ─► ingest ─► screen ─► autolabel ─► audit ─► drift ─► gate ─► [probe] ─► quarantine
+            [learning rounds: while the thresholds accept too little, people label a batch
+             (flows/learning_round.py) and autolabel ─► gate run again on their labels]
          ─► [review round ─► probes verified ─► machine-label gate ─► (second round for demoted labels)]
          ─► rights ─► publish ─► report
 
@@ -24,6 +26,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
+from flows.learning_round import learning_round
 from flows.review_round import review_round
 from labelgate.spec import LabelingJobSpec
 from tasks import report_figure
@@ -32,6 +35,7 @@ from tasks.autolabel import autolabel
 from tasks.drift import check_drift, review_spec
 from tasks.gate import gate, machine_label_gate, threshold_curves, tuning_evidence
 from tasks.ingest import ingest
+from tasks.learning import accepted_share
 from tasks.probe import check_probes, probe, probe_sizes
 from tasks.publish import Published, build_lineage, check_publish_rights, publish
 from tasks.quarantine import quarantine
@@ -46,10 +50,22 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
     check_publish_rights(spec)  # fail fast; checked again on the day of the publish
     dataset = ingest(spec)
     findings = screen(spec, dataset)
-    machine = autolabel(spec, dataset)
-    audited = audit(spec, dataset, machine)
-    drift = check_drift(spec, dataset, audited.pred_probs)
-    thresholds = gate(spec, dataset, audited.pred_probs, allow_pooled=drift["allow_pooled_thresholds"])
+    learning, rounds_run = spec.review.learning, 0
+    for round_ in range(learning.rounds + 1):  # learning rounds (tasks/learning.py); none by default
+        machine = autolabel(spec, dataset)
+        audited = audit(spec, dataset, machine)
+        drift = check_drift(spec, dataset, audited.pred_probs)
+        thresholds = gate(spec, dataset, audited.pred_probs, allow_pooled=drift["allow_pooled_thresholds"])
+        accepted = accepted_share(dataset, audited.pred_probs, thresholds)
+        if round_ == learning.rounds or accepted >= learning.stop_share:
+            break
+        decided = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
+        taught = learning_round(
+            spec, dataset, decided, audited.pred_probs, thresholds, machine.model_version, round_=round_
+        )
+        if taught.n_learned == dataset.n_learned:  # nothing left under the thresholds, or no answer
+            break
+        dataset, rounds_run = taught, round_ + 1
     thresholds = probe(spec, dataset, audited.pred_probs, thresholds)
     decided = quarantine(spec, dataset, audited.pred_probs, audited.table, thresholds)
     rows, kept_from_people = task(apply_screening, name="apply_screening", cache_policy=NO_CACHE)(
@@ -68,6 +84,7 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
             evidence,
             thresholds,
         )
+        review["learning"] = {"rounds": rounds_run, "labeled": dataset.n_learned}
     else:
         rows = pd.concat([rows, kept_from_people], ignore_index=True)
         review, people = None, None

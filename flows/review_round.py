@@ -75,7 +75,28 @@ def review_round(
         minimum_audit=labels_needed(spec.autolabel.target_accuracy),
         probe=probe,
         probe_demoted_ids=probe_demoted,
+        learned_ids=dataset.learned_ids,
     )
+    second = len(demoted) + len(probe_demoted)
+    key = f"review-gate{second}" if second else "review"
+    reviews = answers_from_people(spec, dataset, rows, routed, pred_probs, model_version, wait_key=key)
+    reviewed, summary = apply_reviews(rows, reviews, gold=gold)
+    return reviewed, summary, reviews
+
+
+def answers_from_people(
+    spec: LabelingJobSpec,
+    dataset: Dataset,
+    rows: pd.DataFrame,
+    routed: pd.DataFrame,
+    pred_probs: np.ndarray,
+    model_version: str,
+    *,
+    wait_key: str,
+) -> Reviews:
+    """Import the routed items (idempotent), let bots answer when the spec says so, ask one more
+    person where the answers call for it, and wait until every routed item has its answers."""
+    gold = dataset.gold_answers
     project = send_to_review(spec, dataset, rows, routed, model_version)
     ids = list(dataset.ids)
     routed_ids = routed["item_id"].tolist()
@@ -96,10 +117,8 @@ def review_round(
             break
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
     if not reviews.complete:
-        second = len(demoted) + len(probe_demoted)
-        wait_for_people(reviews, key=f"review-gate{second}" if second else "review")
-    reviewed, summary = apply_reviews(rows, reviews, gold=gold)
-    return reviewed, summary, reviews
+        wait_for_people(reviews, key=wait_key)
+    return reviews
 
 
 def more_answers(

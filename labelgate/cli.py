@@ -307,10 +307,12 @@ def _lineage_block(name: str, version: int, data: dict) -> list[str]:
         lines.append(f"  thresholds:  target {data.get('target_accuracy')}: {shown}")
         evidence = data.get("threshold_evidence") or {}
         left = evidence.get("machine_made_left_out") or 0
-        if left or evidence.get("gold_answers"):
+        if left or evidence.get("gold_answers") or evidence.get("learned_labels"):
             text = f"{evidence['given_labels'] - left} of {evidence['given_labels']} given labels"
             if left:
                 text += f" ({left} machine-made, per column {evidence['label_source_column']!r}, left out)"
+            if evidence.get("learned_labels"):
+                text += f", {evidence['learned_labels']} labels people gave in learning rounds"
             if evidence.get("gold_answers"):
                 text += f", and {evidence['gold_answers']} gold answers"
             lines.append(f"  evidence:    {text}")

@@ -120,6 +120,29 @@ class SimulationSpec(_Strict):
     labelers: list[SimulatedLabeler] = Field(min_length=1)
 
 
+class LearningSpec(_Strict):
+    """Learning rounds before the routing (``tasks/learning.py``)."""
+
+    rounds: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="At most this many learning rounds: people label a random batch of the items "
+        "the model is unsure of, the model learns from their answers and the thresholds are tuned "
+        "again, before the rest is routed (0: route at once).",
+    )
+    batch_share: float = Field(
+        default=0.02, gt=0, le=1, description="Items per learning round, as a share of all items."
+    )
+    stop_share: float = Field(
+        default=0.99,
+        gt=0,
+        le=1,
+        description="No more learning rounds once the thresholds accept this share of the items "
+        "nobody has labeled.",
+    )
+
+
 class ReviewSpec(_Strict):
     mode: Literal["none", "labelstudio"] = Field(
         default="none",
@@ -167,6 +190,20 @@ class ReviewSpec(_Strict):
     simulate: SimulationSpec | None = Field(
         default=None, description="Let bot labelers do the review (demo, tests, benchmarks)."
     )
+    learning: LearningSpec = Field(
+        default_factory=LearningSpec,
+        description="Learning rounds: people label small random batches of what the model is "
+        "unsure of, and it learns from them, before the rest is routed.",
+    )
+
+    @model_validator(mode="after")
+    def _learning_needs_people(self) -> ReviewSpec:
+        if self.learning.rounds and self.mode != "labelstudio":
+            raise ValueError(
+                f"review.learning.rounds is {self.learning.rounds} but review.mode is {self.mode!r}: "
+                "learning rounds need people (mode: labelstudio)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _room_for_the_overlap(self) -> ReviewSpec:

@@ -500,7 +500,8 @@ def autolabel(spec: LabelingJobSpec, dataset: Dataset) -> Autolabels:
     """Out-of-sample probabilities for labeled items, machine labels for the rest, and the
     fitted model saved with skops under its content hash."""
     log = get_run_logger()
-    labeled = dataset.given != UNLABELED
+    given = dataset.training_labels  # people's labels from learning rounds included
+    labeled = given != UNLABELED
     k = len(dataset.classes)
     options = {"kind": dataset.kind, "seed": spec.autolabel.seed, "classes": k}
     probs = np.zeros((len(dataset.ids), k))
@@ -510,10 +511,10 @@ def autolabel(spec: LabelingJobSpec, dataset: Dataset) -> Autolabels:
         spec.autolabel.n_folds,
     )
     probs[labeled] = out_of_sample_proba(
-        dataset.X[labeled], dataset.given[labeled], n_folds=spec.autolabel.n_folds, **options
+        dataset.X[labeled], given[labeled], n_folds=spec.autolabel.n_folds, **options
     )
     log.info("fitting the model on all %d labeled items", int(labeled.sum()))
-    model = fit_model(dataset.X[labeled], dataset.given[labeled], **options)
+    model = fit_model(dataset.X[labeled], given[labeled], **options)
     if (~labeled).any():
         log.info("machine labels for %d unlabeled items", int((~labeled).sum()))
         probs[~labeled] = predict_proba_unlabeled(model, dataset.X[~labeled])

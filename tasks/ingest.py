@@ -39,7 +39,10 @@ class Dataset:
     machine_made: (n,) bool, True where the file says a model made the given label
     (``label_source_column``; None: the file does not say); label_source_column: the column that
     said so (None: none did); gold: (n,) int class codes of the known answers
-    (``review.gold_path``), ``UNLABELED`` elsewhere (None: no gold file).
+    (``review.gold_path``), ``UNLABELED`` elsewhere (None: no gold file); learned: (n,) int class
+    codes people gave in learning rounds (``tasks/learning.py``), ``UNLABELED`` elsewhere (None:
+    no learning round ran). Learned labels teach the model and are threshold evidence, but they
+    are not given labels: the final review round folds them in as people's labels.
     """
 
     ids: np.ndarray
@@ -52,25 +55,71 @@ class Dataset:
     machine_made: np.ndarray | None = None
     label_source_column: str | None = None
     gold: np.ndarray | None = None
+    learned: np.ndarray | None = None
 
     @property
     def n_labeled(self) -> int:
         return int((self.given != UNLABELED).sum())
 
     @property
+    def training_labels(self) -> np.ndarray:
+        """(n,) int: what the model learns from: the given labels, and people's learned labels
+        where the file gives none."""
+        if self.learned is None:
+            return self.given
+        return np.where(self.given != UNLABELED, self.given, self.learned)
+
+    @property
+    def data_fingerprint(self) -> str:
+        """The input file's fingerprint (``fingerprint`` adds the learned labels' to it)."""
+        return self.fingerprint.split("-")[0]
+
+    @property
+    def learned_mask(self) -> np.ndarray:
+        """(n,) bool: items people labeled in learning rounds (their file gives no label)."""
+        if self.learned is None:
+            return np.zeros(len(self.ids), dtype=bool)
+        return (self.learned != UNLABELED) & (self.given == UNLABELED)
+
+    @property
+    def n_learned(self) -> int:
+        return int(self.learned_mask.sum())
+
+    @property
+    def learned_ids(self) -> frozenset[str]:
+        return frozenset(self.ids[self.learned_mask].astype(str).tolist())
+
+    def with_learned(self, labels: dict[str, str]) -> Dataset:
+        """This dataset with people's labels from a learning round added (item_id -> class name;
+        items the file labels keep their given label). The fingerprint changes with them, so the
+        cached stages run again on the new labels, and again reuse their results on a rerun."""
+        learned = np.full(len(self.ids), UNLABELED) if self.learned is None else self.learned.copy()
+        position = {str(item): i for i, item in enumerate(self.ids)}
+        code = {c: i for i, c in enumerate(self.classes)}
+        for item, label in sorted(labels.items()):
+            if self.given[position[item]] == UNLABELED:
+                learned[position[item]] = code[label]
+        source = self.fingerprint[:16]  # the input file's; the learned labels make the rest
+        digest = hashlib.sha256(source.encode() + learned.astype(np.int64).tobytes()).hexdigest()
+        return replace(self, learned=learned, fingerprint=f"{source}-{digest[:8]}")
+
+    @property
     def evidence(self) -> np.ndarray:
         """(n,) bool: items whose label may serve as evidence for the machine-label thresholds:
-        every given label not made by a model, and every gold answer."""
+        every given label not made by a model, every label people gave in a learning round, and
+        every gold answer."""
         labeled = self.given != UNLABELED
         if self.machine_made is not None:
             labeled = labeled & ~self.machine_made
+        labeled = labeled | self.learned_mask
         return labeled if self.gold is None else labeled | (self.gold != UNLABELED)
 
     @property
     def evidence_labels(self) -> np.ndarray:
         """(n,) int: the label each evidence item is scored against: its gold answer where it has
-        one (a known answer beats a given label), else its given label."""
-        return self.given if self.gold is None else np.where(self.gold != UNLABELED, self.gold, self.given)
+        one (a known answer beats a given label), else its given (or learned) label."""
+        labels = self.training_labels
+        return labels if self.gold is None else np.where(self.gold != UNLABELED, self.gold, labels)
 
     @property
     def gold_answers(self) -> dict[str, str]:

@@ -151,7 +151,7 @@ def probe(
     return probe_thresholds(
         thresholds,
         pred_probs,
-        dataset.given == UNLABELED,
+        dataset.training_labels == UNLABELED,  # learned items are people's already
         dataset.classes,
         target_accuracy=spec.autolabel.target_accuracy,
     )

@@ -63,7 +63,7 @@ def build_lineage(
         "run_key": run_key(spec, dataset),
         "flow_run_id": flow_run_id,
         "data_source": dataset.source,
-        "data_fingerprint": dataset.fingerprint,
+        "data_fingerprint": dataset.data_fingerprint,
         "items": len(rows),
         "counts": {k: int(v) for k, v in status_counts.items()},
         "sources": {k: int(v) for k, v in rows["source"].value_counts().to_dict().items()},
@@ -93,12 +93,13 @@ def build_lineage(
 
 
 def threshold_evidence(dataset: Dataset) -> dict[str, Any]:
-    """What the thresholds were tuned on: the given labels, less those a model made, and the gold
-    answers."""
+    """What the thresholds were tuned on: the given labels, less those a model made, the labels
+    people gave in learning rounds, and the gold answers."""
     machine = 0 if dataset.machine_made is None else int(dataset.machine_made.sum())
     return {
         "given_labels": dataset.n_labeled,
         "gold_answers": dataset.n_gold,
+        "learned_labels": dataset.n_learned,
         "used": int(dataset.evidence.sum()),
         "machine_made_left_out": machine,
         "label_source_column": dataset.label_source_column,

@@ -51,6 +51,8 @@ def _evidence_text(evidence: dict | None) -> str:
             f"{left} that column `{evidence['label_source_column']}` says a model made were left out "
             "(a model cannot vouch for machine labels)"
         )
+    if evidence and evidence.get("learned_labels"):
+        text += f", the {evidence['learned_labels']} labels people gave in learning rounds"
     if evidence and evidence.get("gold_answers"):
         text += f", and the {evidence['gold_answers']} gold answers (a known answer replaces a given label)"
     return text
@@ -159,6 +161,14 @@ def build_report(
         resolution = review["quarantine_resolution"]
         lines += ["", "## Human review", "", "| routed because | items |", "|---|---|"]
         lines += [f"| {why} | {n} |" for why, n in review["routed"].items()]
+        learning = review.get("learning")
+        if learning and learning.get("rounds"):
+            lines += [
+                "",
+                f"Learning rounds: {learning['rounds']}. People labeled {learning['labeled']} items the "
+                "model was unsure of before the rest was routed; the model learned from them and the "
+                "thresholds were tuned again (`tasks/learning.py`).",
+            ]
         if machine["checked"]:
             lines += [
                 "",

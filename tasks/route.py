@@ -7,7 +7,9 @@ Sent to review, in this order of precedence:
 4. a probe: a seeded random sample of the provisionally accepted machine labels of each class no
    evidence certified, whose answers set its threshold (``tasks/probe.py``);
 5. a seeded random sample of auto-accepted machine labels, which estimates their accuracy;
-6. machine labels the machine-label gate demoted (``tasks/gate.py``): a second round in the same
+6. items people labeled in a learning round (``tasks/learning.py``): their answers are in, and
+   they join the job's labels as people's;
+7. machine labels the machine-label gate demoted (``tasks/gate.py``): a second round in the same
    run, when people's answers on the audit sample put the machine labels under the target; and
    provisional machine labels their probe did not certify.
 """
@@ -27,9 +29,10 @@ REASONS = {
     "gate_demoted": "people found the machine labels under the target accuracy; this one is "
     "under the raised threshold",
     "probe_demoted": "the probe of this class's most confident machine labels did not certify this one",
+    "learning": "learning round: people's answers teach the model before the rest is decided",
 }
 
-CHECK_ROUTES = ("audit_sample", "probe")
+CHECK_ROUTES = ("audit_sample", "probe", "learning")
 """Routes where people check a machine label (adjudicated: ``tasks.review.adjudication``)."""
 LABEL_ROUTES = ("low_confidence", "gate_demoted", "probe_demoted")
 """Routes where people give the label (asked until it is sure: ``tasks.review.label_certainty``)."""
@@ -45,6 +48,7 @@ def route_items(
     minimum_audit: int = 0,
     probe: dict[str, int] | None = None,
     probe_demoted_ids: set[str] | frozenset[str] = frozenset(),
+    learned_ids: set[str] | frozenset[str] = frozenset(),
 ) -> pd.DataFrame:
     """Pick the items to review.
 
@@ -58,13 +62,17 @@ def route_items(
     machine labels (``predicted_label``) are picked first; the audit sample is drawn from the
     other classes' (each accepted machine label is verified by one check: its probe or the audit).
     probe_demoted_ids: provisional machine labels their probe did not certify.
+    learned_ids: items people labeled in learning rounds (``Dataset.learned_ids``); never in the
+    probes or the audit sample.
     Returns ``item_id, route, route_reason`` (one row per routed item; ``route`` is a key of
     :data:`REASONS`; ``route_reason`` adds the item's own reason).
     """
     route = pd.Series(None, index=rows.index, dtype=object)
     route[rows["status"] == "needs_review"] = "low_confidence"
     route[rows["status"] == "quarantined"] = "quarantined"
-    machine_ok = (rows["status"] == "accepted") & (rows["source"] == "model")
+    learned = rows["item_id"].isin(learned_ids)
+    route[learned] = "learning"
+    machine_ok = (rows["status"] == "accepted") & (rows["source"] == "model") & ~learned
     rng = np.random.default_rng(seed)
     for name, size in sorted((probe or {}).items()):
         mine = np.flatnonzero((machine_ok & (rows["predicted_label"] == name)).to_numpy())
