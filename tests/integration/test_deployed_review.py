@@ -291,3 +291,91 @@ def test_webhook_receiver_checks_the_shared_secret(receiver, labelstudio_server)
     log = receiver["log"].read_text()
     assert "Traceback" not in log, log[-3000:]
     assert receiver["secret"] not in log and labelstudio_server.api_key not in log
+
+
+def test_a_deployed_job_waits_for_people_in_a_learning_round_and_then_in_the_review_round(
+    tmp_path, prefect_server, labelstudio_server, worker
+):
+    """review.learning: the run suspends for the learning batch, is resumed by the sync, learns
+    from the answers, routes the rest, suspends again and publishes once people are done."""
+    frame = make_text_frame(40, seed=3)
+    truth = dict(zip(frame["id"], frame["label"], strict=True))
+    keep = frame.groupby("label").head(3).index  # 9 given labels: nothing certifies at 0.9
+    frame.loc[~frame.index.isin(keep), "label"] = None
+    label_set = f"deplearn-{uuid.uuid4().hex[:8]}"
+    path = write_job(
+        tmp_path / "job",
+        frame,
+        label_set=label_set,
+        review={
+            "mode": "labelstudio",
+            "annotators_per_item": K,
+            "audit_share": 0.3,
+            "probe": False,
+            "learning": {"rounds": 1, "batch_share": 0.1},
+        },
+        autolabel={"target_accuracy": 0.9, "n_folds": 3},
+    )
+    spec = load_spec(path)
+    with (
+        temporary_settings(updates={PREFECT_API_URL: prefect_server}),
+        get_client(sync_client=True) as prefect,
+        LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as ls,
+    ):
+        run = run_deployment(
+            "labeling-job/labeling-job",
+            parameters={"spec": spec.model_dump(mode="json", by_alias=True)},
+            work_queue_name=worker["queue"],
+            timeout=0,
+            as_subflow=False,
+        )
+
+        def suspended():
+            state = prefect.read_flow_run(run.id).state
+            if state.is_final():
+                pytest.fail(f"flow run ended {state.name}: {state.message}\n{tail(worker['log'])}")
+            return state.is_paused() and state.name == "Suspended"
+
+        def people_answer_and_sync(project: int) -> int:
+            answers = sum(
+                BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
+                    ls, project, truth=truth, classes=CLASSES, max_per_task=K
+                )
+                for n, bot in enumerate(BOTS)
+            )
+            assert review_batch_status(ls, spec, project_id=project).complete
+            resume_waiting_run(run.id)  # what the review-sync flow does for each complete batch
+            return answers
+
+        wait_for("the job to suspend in its learning round", suspended, timeout=150)
+        project = find_project(ls, project_title(spec))
+        batch = ls.task_index(project)
+        assert len(batch) == 12  # 10% of 120: the learning batch only
+        answers = people_answer_and_sync(project)
+
+        # suspended again, with the rest routed (not the learning round's suspension still showing)
+        wait_for(
+            "the job to suspend in its review round",
+            lambda: len(ls.task_index(project)) > len(batch) and suspended(),
+            timeout=150,
+        )
+        both = ls.task_index(project)
+        assert set(batch.items()) < set(both.items())  # the learning tasks kept, not copied
+        answers += people_answer_and_sync(project)
+
+        def completed():
+            state = prefect.read_flow_run(run.id).state
+            if state.is_final() and not state.is_completed():
+                pytest.fail(f"flow run ended {state.name}: {state.message}\n{tail(worker['log'])}")
+            return state.is_completed()
+
+        wait_for("the job to complete", completed, timeout=150)
+        assert ls.task_index(project) == both  # no task imported twice
+
+    store = LabelStore(str(worker["store"]))
+    lineage = store.lineage(label_set)
+    assert lineage["review"]["learning"] == {"rounds": 1, "labeled": 12}
+    rows = store.read(label_set).set_index("item_id")
+    assert (rows.loc[list(batch), "source"] == "human").all()
+    events = store.events(label_set=label_set)
+    assert (events["source"] == "human").sum() == answers  # none lost, none counted twice
