@@ -750,6 +750,44 @@ def tune(seed: int, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SEED_POLICIES = {
+    "labelgate (4 learning rounds of 2%)": Policy(),
+    "labelgate, 8 learning rounds of 2%": Policy(rounds=8),
+}
+"""The policies compared over several seeds (``--seeds``)."""
+
+
+def seeds_table(seeds: list[int], names: list[str]) -> str:
+    """The labelgate policies of :data:`SEED_POLICIES` on each dataset and seed: one row each,
+    and the mean over the seeds."""
+    lines = [
+        "| dataset | policy | seed | accuracy | labels/item | auto | target | seconds |",
+        "|---|---|---:|---:|---:|---:|---|---:|",
+    ]
+    for name in names:
+        for label, policy in SEED_POLICIES.items():
+            outcomes = []
+            for seed in seeds:
+                X, y, kind, classes, _ = load(name, 0, seed)
+                t = time.perf_counter()
+                final, crowd, acc, _ = labelgate_policy(X, y, kind, classes, seed, policy)
+                o = score(final, y, crowd, acc, time.perf_counter() - t)
+                outcomes.append(o)
+                lines.append(
+                    f"| {name} | {label} | {seed} | {o.accuracy:.4f} | {o.labels_per_item:.3f} | "
+                    f"{o.auto_share:.1%} | {verdict(o)} | {o.seconds:.0f} |"
+                )
+                logger.info(lines[-1])
+            met = sum(verdict(o) == "met" for o in outcomes)
+            lines.append(
+                f"| {name} | {label} | mean of {len(seeds)} | "
+                f"{np.mean([o.accuracy for o in outcomes]):.4f} | "
+                f"{np.mean([o.labels_per_item for o in outcomes]):.3f} | "
+                f"{np.mean([o.auto_share for o in outcomes]):.1%} | met on {met} of {len(seeds)} | |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default="digits,rotten_tomatoes,rotten_tomatoes_subjectivity")
@@ -758,6 +796,9 @@ def main(argv: list[str] | None = None) -> None:
         "--text-items", type=int, default=0, help="subsample text sets to this many items (0: all)"
     )
     parser.add_argument("--tune", action="store_true", help="run the policy grid on --datasets")
+    parser.add_argument(
+        "--seeds", default="", help="comma-separated seeds: the labelgate policies only, per seed"
+    )
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)
@@ -768,6 +809,10 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     if args.tune:
         sys.stdout.write(tune(args.seed, [d for d in args.datasets.split(",") if d]))
+        return
+    if args.seeds:
+        seeds = [int(x) for x in args.seeds.split(",") if x]
+        sys.stdout.write(seeds_table(seeds, [d for d in args.datasets.split(",") if d]))
         return
     policy = Policy()
     results = []
