@@ -327,6 +327,12 @@ def _lineage_block(name: str, version: int, data: dict) -> list[str]:
         said = "; ".join(drift.get("reasons") or []) or drift.get("skipped") or "none beyond the bounds"
         lines.append(f"  drift:       {said}")
     review = data.get("review") or {}
+    learning = review.get("learning") or {}
+    if learning.get("rounds"):
+        lines.append(
+            f"  learning:    {learning['rounds']} round(s), {learning.get('labeled')} items labeled by "
+            "people before the rest was routed"
+        )
     for a in review.get("annotators") or []:
         lines.append(
             f"  annotator:   {a.get('annotator')} ({a.get('answers')} answers, agreement "

@@ -44,7 +44,8 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "threshold_evidence": {
             "given_labels": 40,
             "gold_answers": 5,
-            "used": 35,
+            "learned_labels": 12,
+            "used": 47,
             "machine_made_left_out": 10,
             "label_source_column": "source",
         },
@@ -60,7 +61,10 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "machine_labels": {"status": "unverified", "why": "no person checked a sample"},
         "screening": [{"check": "personal_data", "found": 2, "action": "quarantine"}],
         "drift": {"reasons": ["class distribution (chi-square p=1e-05 < 0.01)"]},
-        "review": {"annotators": [{"annotator": "ann@x", "answers": 7, "gold_accuracy": 1.0}]},
+        "review": {
+            "annotators": [{"annotator": "ann@x", "answers": 7, "gold_accuracy": 1.0}],
+            "learning": {"rounds": 2, "labeled": 12},
+        },
     }
     store.publish("pets", _rows("dog"), lineage=second)
 
@@ -76,7 +80,8 @@ def test_lineage_prints_sources_rights_models_thresholds_gates_annotators_and_pa
         "cat 0.930 (class)",
         "dog 0.970 (probe: 149 of 150 probed right)",
         "evidence:    30 of 40 given labels (10 machine-made, per column 'source', left out), "
-        "and 5 gold answers",
+        "12 labels people gave in learning rounds, and 5 gold answers",
+        "learning:    2 round(s), 12 items labeled by people before the rest was routed",
         "machine labels: unverified",
         "personal_data: 2 found, quarantine",
         "class distribution",
