@@ -7,7 +7,7 @@ whose final label is an auto-accepted machine label, and wall time. Run from the
     .venv/bin/python -m bench.labeling_cost [--datasets digits,rotten_tomatoes] [--seed 0]
         [--text-items 0]
 
-Methods (and one reference that is not a method, ``oracle ceiling``: :func:`oracle_ceiling`):
+Methods (and one reference that is not a method, ``oracle cut``: :func:`oracle_cut`):
 
 - ``labelgate``: the pipeline policy built from the project's pure functions. 10% of the items
   get one human label; then, for each round: :func:`tasks.autolabel.out_of_sample_proba` on the
@@ -460,16 +460,19 @@ def _machine_gate(crowd, rows, audited, pos, probs_all, policy, labeled, accepte
     )
 
 
-def oracle_ceiling(X, y, kind, classes, seed, policy: Policy) -> Outcome:
-    """Not a method: the cheapest labeling that *any* threshold could reach with this model, this
-    team and labelgate's settle rule, with the threshold chosen on the true labels.
+def oracle_cut(X, y, kind, classes, seed, policy: Policy) -> Outcome:
+    """Not a method: the cheapest labeling that one cut by confidence could reach after random
+    batches of *all* unlabeled items, with this model, this team and labelgate's settle rule for
+    the items people label, the cut chosen on the true labels.
 
     The same start and random batches as ``labelgate_policy`` (no gate, no audit, no certification).
     After each round, people's consensus on every unlabeled item is computed in a scratch crowd
     (the same seeded answers); then for every cut of the unlabeled items by confidence (machine
     labels above, people below) the final accuracy and the answers used are known exactly. The
-    cheapest cut with final accuracy >= the target, over all rounds, is the ceiling. If it costs
-    more than the target cost, no threshold, certified or not, meets the target with this model.
+    cheapest cut with final accuracy >= the target, over all rounds, is reported. It bounds
+    policies of this shape only: labelgate's learning rounds draw their batches from the items
+    under the thresholds and settle them like checked machine labels, and beat it on the 2-class
+    texts (0.277 against 0.378 labels per item, seed 0).
     """
     t0 = time.perf_counter()
     n, k = len(y), len(classes)
@@ -589,7 +592,7 @@ def run_dataset(name: str, seed: int, policy: Policy, text_items: int) -> tuple[
         t = time.perf_counter()
         final, crowd, acc, why = labelgate_policy(X, y, kind, classes, seed, variant)
         out[method] = score(final, y, crowd, acc, time.perf_counter() - t, why)
-    out["oracle ceiling (not a method)"] = oracle_ceiling(X, y, kind, classes, seed, policy)
+    out["oracle cut after random batches (not a method)"] = oracle_cut(X, y, kind, classes, seed, policy)
     t = time.perf_counter()
     final, crowd, acc = one_human(y, classes, seed)
     out["one_human"] = score(final, y, crowd, acc, time.perf_counter() - t)
@@ -698,13 +701,13 @@ def report(results: list, seed: int, policy: Policy, command: str) -> str:
         "- variants: the same policy with the learning rounds as before (8 of 5%, stop at 50%), "
         "and with none (the flow's default, `review.learning.rounds: 0`). Without the "
         "machine-label gate, and with the posterior rule for every item, are in `--tune`.\n"
-        "- oracle ceiling (not a method): the cheapest labeling any threshold could give with this "
-        "model, this team and labelgate's settle rules: the same start and random batches, no "
-        "gate and no certification, and after each round the cut between machine labels and "
-        "people chosen on the *true* labels (people's consensus on every unlabeled item is "
-        "computed from the same seeded answers). If it costs more than the target, no threshold, "
-        "certified or not, meets the target with this model; what labelgate costs above it is "
-        "the price of certifying the machine labels from people's answers.\n"
+        "- oracle cut after random batches (not a method): the cheapest labeling one cut by "
+        "confidence could give after random batches of *all* unlabeled items (the same start and "
+        "batch sizes, no gate, no certification), with the cut chosen after each round on the "
+        "*true* labels and labelgate's posterior rule for the items under it (people's answers on "
+        "every unlabeled item come from the same seeded team). It is no bound on labelgate: "
+        "learning rounds draw their batches from the items under the thresholds and settle them "
+        "like checked machine labels, and beat it on review vs plot.\n"
         "- fixed_threshold_0.95: the project's ensemble (`fit_model`), trained on the 10% start, "
         "gives no item p >= 0.95 on either dataset (soft votes of several models are "
         "underconfident), so it sends every item to one person and equals one_human.\n"
