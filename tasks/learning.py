@@ -19,7 +19,8 @@ A class whose threshold nothing certifies sends all its machine labels to people
 certifies at a high confidence sends many. Labeling a random batch of them first costs no more
 than labeling them later. Then each round's evidence lowers the thresholds that certify, and
 the model trained on more labels is right more often. On the 2-class texts of
-``bench/labeling_cost.py`` this is the difference between 0.505 and 0.28 human labels per item.
+``bench/labeling_cost.py`` (4 rounds of 2%) this is the difference between 0.505 and 0.277 human
+labels per item at 0.99+ accuracy (seed 0; under 0.35 on 2 seeds of 3).
 """
 
 from __future__ import annotations
