@@ -241,6 +241,7 @@ def test_labels_a_model_made_cannot_certify_machine_labels(tmp_path):
     assert again["threshold_evidence"] == {
         "given_labels": int(labeled.sum()),
         "gold_answers": 0,
+        "learned_labels": 0,
         "used": int(labeled.sum()) - machine_made,
         "machine_made_left_out": machine_made,
         "label_source_column": "source",
