@@ -42,15 +42,19 @@ def unlabeled_mask(dataset: Dataset) -> np.ndarray:
     return free
 
 
+def _under_threshold(dataset: Dataset, pred_probs: np.ndarray, thresholds: dict[str, dict]) -> np.ndarray:
+    """(n,) bool: items whose machine label is under its class threshold."""
+    limit = np.array([thresholds[c]["threshold"] for c in dataset.classes], dtype=float)
+    return pred_probs.max(axis=1) < limit[pred_probs.argmax(axis=1)]
+
+
 def accepted_share(dataset: Dataset, pred_probs: np.ndarray, thresholds: dict[str, dict]) -> float:
     """Share of the items nobody labeled whose machine label reaches its class threshold (1.0
     when every item is labeled)."""
     free = unlabeled_mask(dataset)
     if not free.any():
         return 1.0
-    probs = pred_probs[free]
-    limit = np.array([thresholds[c]["threshold"] for c in dataset.classes], dtype=float)
-    return float((probs.max(axis=1) >= limit[probs.argmax(axis=1)]).mean())
+    return float(1.0 - _under_threshold(dataset, pred_probs, thresholds)[free].mean())
 
 
 def learning_batch(
@@ -65,10 +69,7 @@ def learning_batch(
     """A seeded random ``share`` of all items, drawn from the machine labels under their class
     threshold (all of them when fewer). The same dataset, thresholds and seed give the same
     batch, so a resumed run asks for the same items."""
-    free = unlabeled_mask(dataset)
-    probs = pred_probs
-    limit = np.array([thresholds[c]["threshold"] for c in dataset.classes], dtype=float)
-    under = free & (probs.max(axis=1) < limit[probs.argmax(axis=1)])
+    under = unlabeled_mask(dataset) & _under_threshold(dataset, pred_probs, thresholds)
     candidates = np.flatnonzero(under)
     size = min(len(candidates), math.ceil(share * len(dataset.ids)))
     if size == 0:
