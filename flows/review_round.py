@@ -17,9 +17,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
-from prefect.runtime import deployment
+from prefect.runtime import deployment, flow_run
 
 from labelgate.spec import LabelingJobSpec
+from labelgate.store import LabelStore
 from tasks.gate import labels_needed
 from tasks.ingest import Dataset
 from tasks.review import (
@@ -118,6 +119,8 @@ def answers_from_people(
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
     if not reviews.complete:
         wait_for_people(reviews, key=wait_key)
+    if deployment.id:  # it waits for nobody now
+        LabelStore().forget_awaited(flow_run.get_id())
     return reviews
 
 
@@ -155,6 +158,8 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
     )
     if deployment.id:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
+        # the sync and the webhook check these tasks only (flows/review_sync.py)
+        LabelStore().save_awaited(flow_run.get_id(), reviews.routed["item_id"].astype(str))
         # A resumed run starts again from the top and syncs the answers (only those new since the
         # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not
         # complete (its new answers call for one more person), it suspends again. Keys already

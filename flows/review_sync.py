@@ -13,16 +13,18 @@ id), so an event that arrives twice, late, out of order or never changes nothing
 answers are counted. Resuming is idempotent: a run that someone else resumed first (the other
 path, a person in the Prefect UI) is left alone, and is no error.
 
-"Complete" is deliberately simple (``review_batch_status``): every task of the job's Label
-Studio project (``tasks.review.project_title(spec)``, one project per label set) has its
-answers: at least ``spec.review.annotators_per_item``, and more where the flow asked for one more
-person (adjudication, label certainty, active learning: ``LabelStudio.ask_for_more_answers``
+"Complete" is deliberately simple (``review_batch_status``): every task the run waits for has
+its answers: at least ``spec.review.annotators_per_item``, and more where the flow asked for one
+more person (adjudication, label certainty, active learning: ``LabelStudio.ask_for_more_answers``
 raises the task's ``overlap``, and the count here follows it). A skip counts as an answer, as in
-``collect_reviews``. The check costs a few requests whatever the project's size: Label Studio
-lists only the tasks it does not count as labeled, and the check stops at the first one that
-lacks answers. One consequence, on the safe side: an old, never-answered task of the same label
-set keeps the project incomplete; a person then resumes the run from the Prefect UI
-(``accept_as_is``).
+``collect_reviews``. The tasks a run waits for are the items it recorded in the label store
+before it suspended (``LabelStore.save_awaited``), in the job's Label Studio project
+(``tasks.review.project_title(spec)``, one project per label set). So a task the run no longer
+asks about (a learning batch drawn differently after people edited earlier answers, or an old
+job's task of the same label set) does not keep it waiting. A run with no record (suspended by an
+older version) waits for every task of the project. The check costs a few requests whatever the
+project's size: Label Studio lists only the tasks it does not count as labeled, and the check
+stops at the first awaited one that lacks answers.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ from pydantic import ValidationError
 
 from labelgate.errors import LabelgateError
 from labelgate.spec import LabelingJobSpec
+from labelgate.store import LabelStore
 from tasks.review import connect_review_webhook, labelstudio_client, project_title
 
 logger = logging.getLogger(__name__)
@@ -103,17 +106,27 @@ def find_project(client: Any, title: str) -> int | None:
     return client.find_project(title)
 
 
-def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int | None = None) -> BatchStatus:
-    """Whether every task of the job's project has its answers (annotations plus skips, as
-    ``collect_reviews`` counts them): ``spec.review.annotators_per_item``, or the task's
+def review_batch_status(
+    client: Any,
+    spec: LabelingJobSpec,
+    *,
+    project_id: int | None = None,
+    awaited: frozenset[str] | None = None,
+) -> BatchStatus:
+    """Whether every awaited task of the job's project has its answers (annotations plus skips,
+    as ``collect_reviews`` counts them): ``spec.review.annotators_per_item``, or the task's
     ``overlap`` where labelgate asked for more.
+
+    awaited: the item ids the run waits for (``LabelStore.awaited``); None waits for every task
+    labelgate made in the project.
 
     ``client`` is the Label Studio adapter (``labelgate.labelstudio.LabelStudio`` or a fake with
     ``count_tasks`` and ``iter_tasks``; ``find_project`` too unless ``project_id`` is given).
     Two counts, then only the tasks Label Studio does not count as labeled (fewer annotators than
-    their overlap) are listed, and the listing stops at the first that lacks answers; so the
-    check costs a few requests whatever the project's size (plus the tasks that reach their
-    count through skips). Tasks without an item id (not made by labelgate) are ignored.
+    their overlap) are listed, and the listing stops at the first awaited one that lacks answers;
+    so the check costs a few requests whatever the project's size (plus the tasks that reach
+    their count through skips, and those nobody waits for). Tasks without an item id (not made
+    by labelgate) are ignored.
     """
     required = spec.review.annotators_per_item
     if project_id is None:
@@ -122,15 +135,22 @@ def review_batch_status(client: Any, spec: LabelingJobSpec, *, project_id: int |
         return BatchStatus(None, 0, 0, required)
     tasks = client.count_tasks(project_id)
     answered = client.count_tasks(project_id, labeled=True)
+    if awaited is not None:  # the tasks nobody waits for may all be among the labeled ones
+        answered = max(0, answered - (tasks - len(awaited)))
     foreign = 0
     for task in client.iter_tasks(project_id, unlabeled=True, page_size=100):  # usually stops in page 1
         if task["item_id"] is None:
             foreign += 1
             continue
+        if awaited is not None and task["item_id"] not in awaited:
+            continue  # the run does not wait for it
         if task["total_annotations"] + task["cancelled_annotations"] < max(required, task["overlap"]):
             # one short task settles it
-            return BatchStatus(project_id, tasks - foreign, answered, required, short=1)
+            total = len(awaited) if awaited is not None else tasks - foreign
+            return BatchStatus(project_id, total, answered, required, short=1)
         answered += 1  # reaches the count through skips
+    if awaited is not None:
+        return BatchStatus(project_id, len(awaited), len(awaited), required)
     return BatchStatus(project_id, tasks - foreign, answered, required)
 
 
@@ -194,15 +214,18 @@ def resume_complete_runs(
     jobs: Iterable[WaitingJob],
     *,
     project_id: int | None = None,
+    store: LabelStore | None = None,
     log: Any = logger,
 ) -> list[UUID]:
     """Resume each waiting job whose review batch is complete; return the resumed run ids.
 
-    ``client`` is the Label Studio adapter. With ``project_id`` (a webhook event), only jobs
-    whose project is that one are checked. A failure for one job is logged and the others go on.
+    ``client`` is the Label Studio adapter; ``store`` (default: the settings' label store) holds
+    the items each run waits for. With ``project_id`` (a webhook event), only jobs whose project
+    is that one are checked. A failure for one job is logged and the others go on.
     """
     resumed: list[UUID] = []
     projects: dict[str, int | None] = {}
+    store = store or LabelStore()
     for job in jobs:
         title = project_title(job.spec)
         try:
@@ -210,7 +233,8 @@ def resume_complete_runs(
                 projects[title] = find_project(client, title)
             if project_id is not None and projects[title] != project_id:
                 continue
-            status = review_batch_status(client, job.spec, project_id=projects[title])
+            awaited = store.awaited(str(job.flow_run_id))
+            status = review_batch_status(client, job.spec, project_id=projects[title], awaited=awaited)
         except LabelgateError as exc:
             log.warning("flow run %s (%s): cannot check its review batch: %s", job.flow_run_id, title, exc)
             continue

@@ -7,6 +7,7 @@ Layout below the store root (a local folder or an object-store URI)::
     <root>/_models/<set>/      fitted models, saved with skops, named by content hash
     <root>/_review_sync/<key>/ the annotations read so far from one Label Studio project, with
                                the incremental-sync cursor in each commit (``annotation_mirror``)
+    <root>/_awaiting/<run>.json the item ids a suspended flow run waits for (``save_awaited``)
 
 A label-set version is the Delta table version, so any earlier version can be read back (time
 travel). The lineage of a version lives in its commit metadata under ``labelgate.lineage``.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +67,7 @@ EVENT_SCHEMA = pa.schema(
 
 
 REVIEW_SYNC = "_review_sync"
+AWAITING = "_awaiting"
 CURSOR_KEY = "labelgate.review_cursor"
 #: Columns of the annotation mirror, as ``LabelStudio.fetch_annotations`` returns them.
 ANNOTATION_SCHEMA = pa.schema(
@@ -355,6 +358,36 @@ class LabelStore:
                     ) from None
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- runs waiting for people ----------------------------------------------------------
+    def _awaited_uri(self, flow_run_id: str) -> str:
+        return f"{self.root}/{AWAITING}/{flow_run_id}.json"
+
+    def save_awaited(self, flow_run_id: str, item_ids: Iterable[str]) -> None:
+        """Record the items whose answers a flow run waits for before it suspends, so that the
+        review-sync and the webhook receiver check those tasks only (``flows/review_sync.py``):
+        a task of the same project that this run no longer asks about does not keep it waiting.
+        A later wait of the same run overwrites the record."""
+        payload = json.dumps({"flow_run_id": str(flow_run_id), "item_ids": sorted(map(str, item_ids))})
+        self.save_bytes(self._awaited_uri(flow_run_id), payload.encode())
+
+    def awaited(self, flow_run_id: str) -> frozenset[str] | None:
+        """The items recorded by ``save_awaited`` for the run, or None when it recorded none."""
+        uri = self._awaited_uri(flow_run_id)
+        try:
+            return frozenset(map(str, json.loads(self.load_bytes(uri))["item_ids"]))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StoreError(
+                f"cannot read the items flow run {flow_run_id} waits for ({uri}): {exc!r}"
+            ) from None
+
+    def forget_awaited(self, flow_run_id: str) -> None:
+        """Remove the run's record (it waits for nothing any more); no error when there is none."""
+        fs, path = fsspec.core.url_to_fs(self._awaited_uri(flow_run_id), **self.storage_options)
+        if fs.exists(path):
+            fs.rm(path)
 
     # -- models --------------------------------------------------------------------------
     def model_uri(self, label_set: str, version: str) -> str:

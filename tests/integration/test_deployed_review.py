@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
@@ -105,6 +106,7 @@ class DeployedJob:
         self.project = None
         self.tasks: dict[str, int] = {}
         self.answers = 0
+        self.unawaited: set[str] = set()
         self.timings: dict[str, float] = {}
 
     def state(self, run_id=None):
@@ -146,6 +148,17 @@ class DeployedJob:
         assert self.tasks, "the job routed nothing to review"
         status = review_batch_status(self.ls, spec, project_id=self.project)
         assert not status.complete and status.answered == 0
+        # what the sync and the webhook check: the items the run recorded before it suspended
+        assert LabelStore(str(self.worker["store"])).awaited(str(self.run.id)) == set(self.tasks)
+
+    def add_a_task_nobody_waits_for(self) -> None:
+        """An unanswered task of the same label set that this run does not wait for (an old
+        job's, or a learning batch drawn again differently after people edited answers)."""
+        frame = pd.DataFrame(
+            {"item_id": ["old-job-item"], "data": [{"text": "an old task"}], "route_reason": ["old job"]}
+        )
+        assert self.ls.import_items(self.project, frame) == 1
+        self.unawaited.add("old-job-item")
 
     def people_answer(self) -> None:
         """Bots answer every task K times while nothing runs."""
@@ -172,8 +185,10 @@ class DeployedJob:
         assert resume_waiting_run(self.run.id) is False
         assert str(self.run.id) not in {str(j.flow_run_id) for j in suspended_labeling_runs()}
         # no duplicate tasks: one task per routed item, the same ones as before the wait
-        assert self.ls.task_index(self.project) == self.tasks
-        assert len(self.ls.list_tasks(self.project)) == len(self.tasks)
+        index = self.ls.task_index(self.project)
+        assert {item: task for item, task in index.items() if item not in self.unawaited} == self.tasks
+        assert len(self.ls.list_tasks(self.project)) == len(self.tasks) + len(self.unawaited)
+        assert LabelStore(str(self.worker["store"])).awaited(str(self.run.id)) is None  # done waiting
 
         store = LabelStore(str(self.worker["store"]))
         assert store.latest_version(self.label_set) == 0
@@ -200,6 +215,7 @@ def test_deployed_job_suspends_without_a_process_and_the_sync_resumes_it(deploye
     job = deployed_job
     job.submit_and_wait_until_suspended()
     job.people_answer()
+    job.add_a_task_nobody_waits_for()  # it does not keep the run waiting
 
     # the review-sync deployment (what the 2-minute schedule runs) resumes it
     started = time.monotonic()
@@ -337,6 +353,8 @@ def test_a_deployed_job_waits_for_people_in_a_learning_round_and_then_in_the_rev
             return state.is_paused() and state.name == "Suspended"
 
         def people_answer_and_sync(project: int) -> int:
+            awaited = LabelStore(str(worker["store"])).awaited(str(run.id))
+            assert awaited == set(ls.task_index(project))  # this round's routed items, learned ones too
             answers = sum(
                 BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
                     ls, project, truth=truth, classes=CLASSES, max_per_task=K

@@ -76,3 +76,18 @@ def test_a_task_asked_for_one_more_answer_keeps_the_batch_open_until_it_has_it()
     assert not status.complete and status.answered == 100 and waiting.listed == 1
     answered = FakeTasks([(f"i{i}", 2, 0) for i in range(100)] + [("disputed", 3, 0, 3)])
     assert review_batch_status(answered, _spec(2), project_id=1).complete
+
+
+def test_a_task_the_run_does_not_wait_for_does_not_keep_it_waiting():
+    """A learning batch drawn again differently leaves the first draw's tasks unanswered in the
+    project: with the items the run recorded, only those are checked."""
+    tasks = [(f"new{i}", 2, 0) for i in range(20)] + [(f"old{i}", 0, 0) for i in range(5)]
+    awaited = frozenset(f"new{i}" for i in range(20))
+    status = review_batch_status(FakeTasks(tasks), _spec(2), project_id=1, awaited=awaited)
+    assert status.complete and status.tasks == 20 and status.answered == 20
+    # without the record, every task of the project counts, as before
+    assert not review_batch_status(FakeTasks(tasks), _spec(2), project_id=1).complete
+    # an awaited task that lacks answers still keeps it open, after the others
+    late = FakeTasks([(f"old{i}", 0, 0) for i in range(5)] + [("new0", 1, 0), ("new1", 2, 0)])
+    status = review_batch_status(late, _spec(2), project_id=1, awaited=frozenset({"new0", "new1"}))
+    assert not status.complete and status.tasks == 2 and 0 <= status.answered <= 1

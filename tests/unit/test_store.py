@@ -91,3 +91,21 @@ def test_event_log_is_append_only_and_idempotent(isolated_store):
     assert store.record_events(events) == 2
     assert store.record_events(events) == 0
     assert len(store.events(label_set="pets")) == 2
+
+
+def test_the_items_a_run_waits_for_are_kept_until_forgotten(isolated_store):
+    store = LabelStore()
+    assert store.awaited("run-1") is None  # a run that recorded nothing
+    store.save_awaited("run-1", ["b", "a", "a"])
+    store.save_awaited("run-2", ["c"])
+    assert store.awaited("run-1") == {"a", "b"} and store.awaited("run-2") == {"c"}
+    store.save_awaited("run-1", ["d"])  # its next wait replaces the record
+    assert store.awaited("run-1") == {"d"}
+    store.forget_awaited("run-1")
+    store.forget_awaited("run-1")  # twice is no error
+    assert store.awaited("run-1") is None and store.awaited("run-2") == {"c"}
+    assert store.names() == []  # no label set appears
+    with open(f"{store.root}/_awaiting/run-2.json", "w") as handle:
+        handle.write("{not json")
+    with pytest.raises(StoreError, match="run-2 waits for"):
+        store.awaited("run-2")
