@@ -2,8 +2,9 @@
 thresholds do not yet accept enough of the unlabeled items (``tasks/learning.py``). It wires the
 stages and nothing else.
 
-    learning batch (seeded, under the thresholds) ─► answers from people (import, bots, one more
-    person where a verdict is open, wait) ─► people's verdicts ─► the dataset with them learned
+    learning batch (seeded, under the thresholds; on a rerun, as first drawn) ─► answers from
+    people (import, bots, one more person where a verdict is open, wait) ─► people's verdicts
+    ─► the dataset with them learned
 
 The caller trains the model again on the returned dataset and tunes the thresholds again.
 """
@@ -18,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.review_round import answers_from_people
 from labelgate.spec import LabelingJobSpec
 from tasks.ingest import Dataset
-from tasks.learning import learned_labels, learning_batch
+from tasks.learning import batch_drawn_once, learned_labels
 from tasks.route import REASONS
 
 
@@ -34,14 +35,8 @@ def learning_round(
 ) -> Dataset:
     """People label a random batch of the machine labels under their thresholds; returns the
     dataset with their verdicts learned (unchanged when there is nothing under the thresholds)."""
-    learning = spec.review.learning
-    batch = task(learning_batch, name="learning_batch", cache_policy=NO_CACHE)(
-        dataset,
-        pred_probs,
-        thresholds,
-        share=learning.batch_share,
-        seed=spec.autolabel.seed,
-        round_=round_,
+    batch = task(batch_drawn_once, name="learning_batch", cache_policy=NO_CACHE)(
+        spec, dataset, pred_probs, thresholds, round_=round_
     )
     if not batch:
         return dataset

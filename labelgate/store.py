@@ -8,6 +8,7 @@ Layout below the store root (a local folder or an object-store URI)::
     <root>/_review_sync/<key>/ the annotations read so far from one Label Studio project, with
                                the incremental-sync cursor in each commit (``annotation_mirror``)
     <root>/_awaiting/<run>.json the item ids a suspended flow run waits for (``save_awaited``)
+    <root>/_learning/<key>.json each learning round's batch as first drawn (``learning_batches``)
 
 A label-set version is the Delta table version, so any earlier version can be read back (time
 travel). The lineage of a version lives in its commit metadata under ``labelgate.lineage``.
@@ -68,6 +69,7 @@ EVENT_SCHEMA = pa.schema(
 
 REVIEW_SYNC = "_review_sync"
 AWAITING = "_awaiting"
+LEARNING = "_learning"
 CURSOR_KEY = "labelgate.review_cursor"
 #: Columns of the annotation mirror, as ``LabelStudio.fetch_annotations`` returns them.
 ANNOTATION_SCHEMA = pa.schema(
@@ -388,6 +390,26 @@ class LabelStore:
         fs, path = fsspec.core.url_to_fs(self._awaited_uri(flow_run_id), **self.storage_options)
         if fs.exists(path):
             fs.rm(path)
+
+    # -- learning batches ------------------------------------------------------------------
+    def learning_batches(self, key: str) -> dict[int, list[str]]:
+        """Round -> the item ids of that learning round's batch as first drawn for ``key``
+        (``tasks.learning.batch_key``); empty when none was."""
+        uri = f"{self.root}/{LEARNING}/{key}.json"
+        try:
+            rounds = json.loads(self.load_bytes(uri))["rounds"]
+            return {int(r): [str(i) for i in items] for r, items in rounds.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise StoreError(f"cannot read the learning batches {uri}: {exc!r}") from None
+
+    def save_learning_batch(self, key: str, round_: int, item_ids: Iterable[str]) -> None:
+        """Keep one round's batch for ``key`` (the other rounds' are kept as they are)."""
+        rounds = self.learning_batches(key)
+        rounds[int(round_)] = sorted(map(str, item_ids))
+        payload = {"key": key, "rounds": {str(r): items for r, items in sorted(rounds.items())}}
+        self.save_bytes(f"{self.root}/{LEARNING}/{key}.json", json.dumps(payload).encode())
 
     # -- models --------------------------------------------------------------------------
     def model_uri(self, label_set: str, version: str) -> str:

@@ -5,7 +5,8 @@ thresholds are tuned, and before anything is routed for good:
 
 1. If the thresholds already accept ``stop_share`` of the items nobody labeled, stop.
 2. Else people label a seeded random batch (``batch_share`` of all items) of the machine labels
-   under their class threshold. Their answers are adjudicated like a checked machine label
+   under their class threshold. The batch is kept in the label store, so a rerun asks for the same
+   items (``batch_drawn_once``). Their answers are adjudicated like a checked machine label
    (``tasks.review.adjudication``): the machine label is right once it is among people's most
    frequent answers, wrong once another answer leads it by the margin.
 3. People's verdicts join the dataset as learned labels (``Dataset.with_learned``). The model is
@@ -25,11 +26,15 @@ labels per item at 0.99+ accuracy (seed 0; under 0.35 on 2 seeds of 3).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 
 import numpy as np
 import pandas as pd
 
+from labelgate.spec import LabelingJobSpec
+from labelgate.store import LabelStore
 from tasks.consensus import plurality_answers
 from tasks.ingest import UNLABELED, Dataset
 
@@ -76,6 +81,45 @@ def learning_batch(
         return []
     picked = np.random.default_rng([seed, 29, round_]).choice(candidates, size=size, replace=False)
     return sorted(dataset.ids[picked].astype(str).tolist())
+
+
+def batch_key(spec: LabelingJobSpec, dataset: Dataset) -> str:
+    """Names a job's learning batches in the label store: its label set, input file and the
+    settings that draw them (seed, batch share)."""
+    parts = [
+        spec.output.label_set,
+        dataset.data_fingerprint,
+        spec.autolabel.seed,
+        spec.review.learning.batch_share,
+    ]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def batch_drawn_once(
+    spec: LabelingJobSpec,
+    dataset: Dataset,
+    pred_probs: np.ndarray,
+    thresholds: dict[str, dict],
+    *,
+    round_: int,
+) -> list[str]:
+    """The round's learning batch as it was first drawn for this job (kept in the label store),
+    less the items labeled since; drawn now (``learning_batch``) and kept when there is none.
+
+    A resumed run starts again from the top and reads people's answers again. Where they edited an
+    earlier round's answers, the model and its thresholds change, and a new draw would pick
+    other items: the tasks people answered would be left behind, and others asked for instead."""
+    store, key = LabelStore(), batch_key(spec, dataset)
+    kept = store.learning_batches(key).get(round_)
+    if kept is not None:
+        free = set(dataset.ids[unlabeled_mask(dataset)].astype(str))
+        return [item for item in kept if item in free]
+    learning = spec.review.learning
+    batch = learning_batch(
+        dataset, pred_probs, thresholds, share=learning.batch_share, seed=spec.autolabel.seed, round_=round_
+    )
+    store.save_learning_batch(key, round_, batch)
+    return batch
 
 
 def learned_labels(annotations: pd.DataFrame, machine_labels: dict[str, str]) -> dict[str, str]:

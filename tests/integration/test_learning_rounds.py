@@ -18,13 +18,13 @@ from tests.integration.test_review import BOTS, _env, _people_answer, _published
 pytestmark = pytest.mark.integration
 
 
-def _job(folder, *, simulate: bool, rounds: int):
+def _job(folder, *, simulate: bool, rounds: int, given: int = 5, target: float = 0.9, **learning):
     """210 texts, 5 given labels per class: too few to certify a threshold at 0.9 (15 right of 15
     has a Wilson lower bound of 0.80), so without learning every machine label would go to people
     (the probe is off)."""
     frame = make_text_frame(70, seed=11)
     truth = frame[["id", "label"]].rename(columns={"label": "true_label"})
-    keep = frame.groupby("label").head(5).index
+    keep = frame.groupby("label").head(given).index
     frame.loc[~frame.index.isin(keep), "label"] = None
     folder.mkdir(parents=True, exist_ok=True)
     truth.to_csv(folder / "truth.csv", index=False)
@@ -34,12 +34,12 @@ def _job(folder, *, simulate: bool, rounds: int):
         "max_annotators_per_item": 3,
         "audit_share": 0.1,
         "probe": False,
-        "learning": {"rounds": rounds, "batch_share": 0.1, "stop_share": 0.99},
+        "learning": {"rounds": rounds, "batch_share": 0.1, "stop_share": 0.99, **learning},
     }
     if simulate:
         review["simulate"] = {"truth_path": "truth.csv", "labelers": BOTS}
     label_set = f"learn-{uuid.uuid4().hex[:8]}"
-    autolabel = {"target_accuracy": 0.9, "n_folds": 3}
+    autolabel = {"target_accuracy": target, "n_folds": 3}
     return write_job(folder, frame, label_set=label_set, review=review, autolabel=autolabel), label_set, truth
 
 
@@ -108,3 +108,41 @@ def test_a_job_stopped_in_a_learning_round_resumes_without_duplicates_or_losses(
     assert lineage["review"]["learning"] == {"rounds": 1, "labeled": 21}
     events = store.events(label_set=label_set)
     assert (events["source"] == "human").sum() == answers  # no annotation lost or counted twice
+
+
+def test_a_rerun_after_people_edit_a_learning_round_asks_for_the_same_next_batch(
+    tmp_path, prefect_server, labelstudio_server
+):
+    """People change their round-1 answers while the run waits in round 2. The rerun reads the
+    edits, so the model and its thresholds change (here: round 1's answers certify a threshold for
+    one class, the edited ones none, so other items are under the thresholds), but round 2 asks for
+    the items it first drew (kept in the label store): no task is added and none is left behind.
+    A new draw added 32 tasks here."""
+    spec, label_set, truth = _job(
+        tmp_path / "job", simulate=False, rounds=2, given=5, target=0.8, batch_share=0.2, stop_share=1.0
+    )
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+
+    first = _run(spec, env, tmp_path)
+    assert first.returncode == 1 and "waiting for people" in first.stderr, first.stderr[-3000:]
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        round_one = client.task_index(project)
+        _people_answer(client, project, truth)
+        second = _run(spec, env, tmp_path)
+        assert second.returncode == 1 and "waiting for people" in second.stderr, second.stderr[-3000:]
+        both = client.task_index(project)
+        assert len(both) == 2 * len(round_one)  # round 2's batch, 21 more
+
+        shift = {"sports": "food", "food": "tech", "tech": "sports"}
+        answers = client.fetch_annotations(project, settle=0, classes=list(shift))
+        edits = answers[answers["item_id"].isin(set(round_one))]
+        for annotation_id, label in zip(edits["annotation_id"], edits["label"], strict=True):
+            choice = {"choices": [shift[label]]}
+            result = [{"from_name": "label", "to_name": "text", "type": "choices", "value": choice}]
+            client._json("PATCH", f"/api/annotations/{int(annotation_id)}/", json={"result": result})
+
+        third = _run(spec, env, tmp_path)  # learns the edited answers, waits in round 2 again
+        assert third.returncode == 1 and "waiting for people" in third.stderr, third.stderr[-3000:]
+        assert client.task_index(project) == both
+    assert LabelStore(str(tmp_path / "store")).latest_version(label_set) is None

@@ -5,12 +5,20 @@ Label Studio in ``tests/integration/test_learning_rounds.py``."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from tasks.ingest import UNLABELED, Dataset
-from tasks.learning import accepted_share, learned_labels, learning_batch, unlabeled_mask
+from tasks.learning import (
+    accepted_share,
+    batch_drawn_once,
+    batch_key,
+    learned_labels,
+    learning_batch,
+    unlabeled_mask,
+)
 from tasks.route import route_items
 
 CLASSES = ["a", "b"]
@@ -125,3 +133,28 @@ def test_learned_items_are_routed_as_people_s_labels_never_as_probes_or_audit_sa
     assert routed["i0"] == routed["i5"] == "learning"
     assert (routed.drop(["i0", "i5"]) != "learning").all()
     assert (routed == "probe").sum() == 2
+
+
+def _spec(label_set: str = "pets", share: float = 0.1) -> SimpleNamespace:
+    return SimpleNamespace(
+        output=SimpleNamespace(label_set=label_set),
+        autolabel=SimpleNamespace(seed=0),
+        review=SimpleNamespace(learning=SimpleNamespace(batch_share=share)),
+    )
+
+
+def test_a_rerun_asks_for_the_batch_first_drawn_even_when_the_model_changed(isolated_store):
+    """People edited an earlier round's answers: the model and thresholds differ on the rerun,
+    but the round asks for the same items, less those labeled since."""
+    data, spec = _dataset(), _spec()
+    first = batch_drawn_once(spec, data, _probs(), THRESHOLDS, round_=1)
+    assert first == learning_batch(data, _probs(), THRESHOLDS, share=0.1, seed=0, round_=1)
+    changed = _probs()[::-1].copy()  # another model: other items under the threshold
+    assert learning_batch(data, changed, THRESHOLDS, share=0.1, seed=0, round_=1) != first
+    assert batch_drawn_once(spec, data, changed, THRESHOLDS, round_=1) == first
+    taught = data.with_learned({first[0]: "a"})  # labeled since: not asked again
+    assert batch_drawn_once(spec, taught, changed, THRESHOLDS, round_=1) == first[1:]
+    # another round, another job or other settings draw their own
+    assert batch_drawn_once(spec, data, changed, THRESHOLDS, round_=2) != first
+    assert batch_key(_spec("other"), data) != batch_key(spec, data) != batch_key(_spec(share=0.2), data)
+    assert batch_drawn_once(_spec("other"), data, changed, THRESHOLDS, round_=1) != first
