@@ -20,8 +20,8 @@ raises the task's ``overlap``, and the count here follows it). A skip counts as 
 ``collect_reviews``. The tasks a run waits for are the items it recorded in the label store
 before it suspended (``LabelStore.save_awaited``), in the job's Label Studio project
 (``tasks.review.project_title(spec)``, one project per label set). So a task the run no longer
-asks about (a learning batch drawn differently after people edited earlier answers, or an old
-job's task of the same label set) does not keep it waiting. A run with no record (suspended by an
+asks about (one its routing dropped after people edited earlier answers, or an old job's
+task of the same label set) does not keep it waiting. A run with no record (suspended by an
 older version) waits for every task of the project. The check costs a few requests whatever the
 project's size: Label Studio lists only the tasks it does not count as labeled, and the check
 stops at the first awaited one that lacks answers.
