@@ -361,7 +361,20 @@ class LabelStore:
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    # -- runs waiting for people ----------------------------------------------------------
+    # -- small JSON records (runs waiting for people, learning batches) --------------------
+    def _read_record(self, uri: str, what: str) -> dict | None:
+        """The JSON object at ``uri``, or None when there is none; a StoreError names ``what``
+        when it cannot be read."""
+        try:
+            record = json.loads(self.load_bytes(uri))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {what} ({uri}): {exc!r}") from None
+        if not isinstance(record, dict):
+            raise StoreError(f"cannot read {what} ({uri}): not a JSON object")
+        return record
+
     def _awaited_uri(self, flow_run_id: str) -> str:
         return f"{self.root}/{AWAITING}/{flow_run_id}.json"
 
@@ -375,15 +388,14 @@ class LabelStore:
 
     def awaited(self, flow_run_id: str) -> frozenset[str] | None:
         """The items recorded by ``save_awaited`` for the run, or None when it recorded none."""
-        uri = self._awaited_uri(flow_run_id)
-        try:
-            return frozenset(map(str, json.loads(self.load_bytes(uri))["item_ids"]))
-        except FileNotFoundError:
+        what = f"the items flow run {flow_run_id} waits for"
+        record = self._read_record(self._awaited_uri(flow_run_id), what)
+        if record is None:
             return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StoreError(
-                f"cannot read the items flow run {flow_run_id} waits for ({uri}): {exc!r}"
-            ) from None
+        try:
+            return frozenset(map(str, record["item_ids"]))
+        except (KeyError, TypeError) as exc:
+            raise StoreError(f"cannot read {what}: {exc!r}") from None
 
     def forget_awaited(self, flow_run_id: str) -> None:
         """Remove the run's record (it waits for nothing any more); no error when there is none."""
@@ -391,18 +403,17 @@ class LabelStore:
         if fs.exists(path):
             fs.rm(path)
 
-    # -- learning batches ------------------------------------------------------------------
     def learning_batches(self, key: str) -> dict[int, list[str]]:
         """Round -> the item ids of that learning round's batch as first drawn for ``key``
         (``tasks.learning.batch_key``); empty when none was."""
-        uri = f"{self.root}/{LEARNING}/{key}.json"
-        try:
-            rounds = json.loads(self.load_bytes(uri))["rounds"]
-            return {int(r): [str(i) for i in items] for r, items in rounds.items()}
-        except FileNotFoundError:
+        what = f"the learning batches {key}"
+        record = self._read_record(f"{self.root}/{LEARNING}/{key}.json", what)
+        if record is None:
             return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise StoreError(f"cannot read the learning batches {uri}: {exc!r}") from None
+        try:
+            return {int(r): [str(i) for i in items] for r, items in record["rounds"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StoreError(f"cannot read {what}: {exc!r}") from None
 
     def save_learning_batch(self, key: str, round_: int, item_ids: Iterable[str]) -> None:
         """Keep one round's batch for ``key`` (the other rounds' are kept as they are)."""

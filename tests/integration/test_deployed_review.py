@@ -153,7 +153,7 @@ class DeployedJob:
 
     def add_a_task_nobody_waits_for(self) -> None:
         """An unanswered task of the same label set that this run does not wait for (an old
-        job's, or a learning batch drawn again differently after people edited answers)."""
+        job's, or one a routing dropped after people edited answers)."""
         frame = pd.DataFrame(
             {"item_id": ["old-job-item"], "data": [{"text": "an old task"}], "route_reason": ["old job"]}
         )

@@ -79,8 +79,8 @@ def test_a_task_asked_for_one_more_answer_keeps_the_batch_open_until_it_has_it()
 
 
 def test_a_task_the_run_does_not_wait_for_does_not_keep_it_waiting():
-    """A learning batch drawn again differently leaves the first draw's tasks unanswered in the
-    project: with the items the run recorded, only those are checked."""
+    """A routing that changed after people edited answers (or an old job) leaves tasks nobody
+    asks about unanswered in the project: with the items the run recorded, only those count."""
     tasks = [(f"new{i}", 2, 0) for i in range(20)] + [(f"old{i}", 0, 0) for i in range(5)]
     awaited = frozenset(f"new{i}" for i in range(20))
     status = review_batch_status(FakeTasks(tasks), _spec(2), project_id=1, awaited=awaited)

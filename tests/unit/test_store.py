@@ -109,3 +109,15 @@ def test_the_items_a_run_waits_for_are_kept_until_forgotten(isolated_store):
         handle.write("{not json")
     with pytest.raises(StoreError, match="run-2 waits for"):
         store.awaited("run-2")
+
+
+def test_learning_batches_are_kept_per_round_and_a_broken_record_is_a_clear_error(isolated_store):
+    store = LabelStore()
+    assert store.learning_batches("k") == {}
+    store.save_learning_batch("k", 0, ["b", "a"])
+    store.save_learning_batch("k", 1, ["c"])
+    assert store.learning_batches("k") == {0: ["a", "b"], 1: ["c"]}
+    with open(f"{store.root}/_learning/k.json", "w") as handle:
+        handle.write('["not", "an object"]')
+    with pytest.raises(StoreError, match="learning batches k"):
+        store.learning_batches("k")
