@@ -3,7 +3,8 @@
     spec ─► rights ─► ingest ─► screen ─► autolabel ─► audit ─► drift ─► gate ─► [probe] ─► quarantine
             [learning rounds: while the thresholds accept too little, people label a batch
              (flows/learning_round.py) and autolabel ─► gate run again on their labels]
-         ─► [review round ─► probes verified ─► machine-label gate ─► (second round for demoted labels)]
+         ─► [review round ─► probes verified ─► machine-label gate ─► (second round for demoted labels)
+             ─► answers people gave earlier to items this run did not send]
          ─► rights ─► publish ─► report
 
 The review round (``flows/review_round.py``) runs when ``review.mode: labelstudio``; without it
@@ -27,7 +28,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from flows.learning_round import learning_round
-from flows.review_round import review_round
+from flows.review_round import earlier_answers, review_round
 from labelgate.spec import LabelingJobSpec
 from tasks import report_figure
 from tasks.audit import audit
@@ -139,7 +140,8 @@ def reviewed_by_people(
     )
     demoted = verdict.pop("demoted_ids", None)
     if not demoted and not probe_demoted:
-        return gated, review, people, verdict, settled
+        gated, people, earlier = earlier_answers(spec, dataset, screened, gated, people, audited.pred_probs)
+        return gated, _with_earlier(review, earlier), people, verdict, settled
     rows, review, people = review_round(
         spec,
         dataset,
@@ -156,4 +158,12 @@ def reviewed_by_people(
         spec, decided, rows, people, sent_to_people=len(demoted or ()), evidence=evidence, probed=probes
     )
     verdict.pop("demoted_ids", None)
-    return rows, review, people, verdict, settled
+    rows, people, earlier = earlier_answers(spec, dataset, screened, rows, people, audited.pred_probs)
+    return rows, _with_earlier(review, earlier), people, verdict, settled
+
+
+def _with_earlier(review: dict, earlier: int) -> dict:
+    """The review summary, counting the items whose earlier answers joined (``answered_earlier``)."""
+    if earlier:
+        review["routed"]["answered_earlier"] = earlier
+    return review

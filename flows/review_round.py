@@ -7,9 +7,14 @@
              or where the label people give is not yet as sure as the target
           ─► wait for people
           ─► apply_reviews (consensus into the rows)
+
+After the probes and the machine-label gate, ``earlier_answers`` folds in the answers people gave
+in the project to items no round of this run sent them (an earlier run did).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -173,3 +178,34 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
     raise ReviewPending(
         f"waiting for people: {where}. Nothing was published; run the same job again when they are done."
     )
+
+
+def earlier_answers(
+    spec: LabelingJobSpec,
+    dataset: Dataset,
+    screened: pd.DataFrame,
+    rows: pd.DataFrame,
+    reviews: Reviews,
+    pred_probs: np.ndarray,
+) -> tuple[pd.DataFrame, Reviews, int]:
+    """No answer is dropped: items of ``screened`` (the review round's rows) that people answered
+    in the job's project though no round of this run sent them (an earlier run routed them,
+    before people's answers changed the model, or the spec changed) take people's consensus label
+    in ``rows`` too, with their answers as they are (route ``answered_earlier``; nothing more is
+    asked). Run after the probes and the machine-label gate, which decide on the machine labels as
+    this run routed them. Returns the rows, the reviews with those items, and how many joined."""
+    everything = collect_reviews(
+        spec,
+        reviews.project_id,
+        reviews.routed,
+        pred_probs,
+        list(dataset.ids),
+        reviews.required,
+        gold=dataset.gold_answers,
+        earlier_from=screened,
+    )
+    earlier = everything.routed[everything.routed["route"] == "answered_earlier"]
+    if earlier.empty:
+        return rows, reviews, 0
+    folded, _ = apply_reviews(rows, replace(everything, routed=earlier), gold=dataset.gold_answers)
+    return folded, everything, len(earlier)

@@ -38,7 +38,7 @@ from tasks.consensus import (
 )
 from tasks.gate import wilson_lower
 from tasks.ingest import Dataset, read_answers
-from tasks.route import CHECK_ROUTES, LABEL_ROUTES
+from tasks.route import CHECK_ROUTES, LABEL_ROUTES, with_earlier_answers
 
 
 class ReviewPending(LabelgateError):
@@ -290,6 +290,7 @@ def collect_reviews(
     required: dict[str, int] | None = None,
     *,
     gold: dict[str, str],
+    earlier_from: pd.DataFrame | None = None,
 ) -> Reviews:
     """Every answer for the project, folded into consensus (CROWDLAB, or majority vote without
     model probabilities) and annotator scores (against ``gold``: item_id -> the known answer, as
@@ -297,7 +298,10 @@ def collect_reviews(
 
     Incremental (``tasks.annotation_sync.sync_annotations``): only the annotations new since the
     last sync are read from Label Studio; the earlier ones come from the label store's mirror of
-    the project. One row per annotation id, the latest edit wins."""
+    the project. One row per annotation id, the latest edit wins.
+
+    earlier_from: the round's rows; those people answered but ``routed`` does not send join it
+    (``tasks.route.with_earlier_answers``), each complete with the answers it has."""
     classes = spec.label_schema.classes
     with labelstudio_client() as client:
         annotations = sync_annotations(client, LabelStore(), project, classes=classes)
@@ -309,6 +313,8 @@ def collect_reviews(
         annotations.attrs.get("read", 0),
         annotations.attrs.get("changed", 0),
     )
+    if earlier_from is not None:
+        routed = with_earlier_answers(routed, annotations, earlier_from)
     annotations = annotations[annotations["item_id"].isin(set(routed["item_id"]))]
     position = {item: i for i, item in enumerate(item_ids)}
     routed_ids = routed["item_id"].tolist()
@@ -316,16 +322,12 @@ def collect_reviews(
     usable = annotations[annotations["status"] == "ok"]
     consensus = consensus_labels(usable, routed_ids, classes, pred_probs=probs)
     scores = annotator_scores(usable, consensus, gold=gold)
-    k = spec.review.annotators_per_item
-    return Reviews(
-        project,
-        url,
-        routed,
-        annotations.reset_index(drop=True),
-        consensus,
-        scores,
-        required or dict.fromkeys(routed_ids, k),
-    )
+    required = required or dict.fromkeys(routed_ids, spec.review.annotators_per_item)
+    earlier = routed.loc[routed["route"] == "answered_earlier", "item_id"]
+    if len(earlier):  # asked nothing more: complete with the answers they have
+        counts = annotations.groupby("item_id").size()
+        required = {**required, **{item: int(counts[item]) for item in earlier}}
+    return Reviews(project, url, routed, annotations.reset_index(drop=True), consensus, scores, required)
 
 
 def extra_annotations(

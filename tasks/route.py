@@ -12,6 +12,11 @@ Sent to review, in this order of precedence:
 7. machine labels the machine-label gate demoted (``tasks/gate.py``): a second round in the same
    run, when people's answers on the audit sample put the machine labels under the target; and
    provisional machine labels their probe did not certify.
+
+Items people already answered in the job's project that no round of this run sends (an earlier
+run routed them, before people's answers changed the model or the spec changed) join at the end,
+after the gates, with the answers they have (:func:`with_earlier_answers`,
+``flows.review_round.earlier_answers``): a person's answer is never dropped from the label set.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ REASONS = {
     "under the raised threshold",
     "probe_demoted": "the probe of this class's most confident machine labels did not certify this one",
     "learning": "learning round: people's answers teach the model before the rest is decided",
+    "answered_earlier": "answered in an earlier run of this job; this run's routing does not send "
+    "it, but people's answers count",
 }
 
 CHECK_ROUTES = ("audit_sample", "probe", "learning")
@@ -99,3 +106,21 @@ def route_items(
         for r, why in zip(out["route"], out["reason"], strict=True)
     ]
     return out[["item_id", "route", "route_reason"]].reset_index(drop=True)
+
+
+def with_earlier_answers(routed: pd.DataFrame, annotations: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """``routed`` plus the items of ``rows`` that have a usable answer in ``annotations`` (the
+    project's, ``status == "ok"``) but are not routed, as route ``answered_earlier``. Those items
+    are asked nothing more; their answers are folded in like the others'."""
+    answered = set(annotations.loc[annotations["status"] == "ok", "item_id"].astype(str))
+    earlier = rows["item_id"].isin(answered) & ~rows["item_id"].isin(set(routed["item_id"]))
+    if not earlier.any():
+        return routed
+    extra = pd.DataFrame(
+        {
+            "item_id": rows.loc[earlier, "item_id"].to_numpy(),
+            "route": "answered_earlier",
+            "route_reason": REASONS["answered_earlier"],
+        }
+    )
+    return pd.concat([routed, extra], ignore_index=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from labelgate.bots import BotLabeler
 from labelgate.labelstudio import LabelStudio
@@ -134,6 +135,29 @@ def test_bots_review_routed_items_and_consensus_is_published(tmp_path, prefect_s
         result = _run(spec, env, tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]
         assert client.task_index(project) == before
+
+
+def test_answers_on_items_a_later_routing_does_not_send_are_still_published(
+    tmp_path, prefect_server, labelstudio_server
+):
+    """A person's answer is never dropped: after the spec changes so that the rerun routes no
+    audit sample, the machine labels people checked in the first run keep people's label."""
+    spec, label_set, _ = _job(tmp_path / "job", simulate=True)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    _, first, _ = _published(spec, label_set, env, tmp_path)
+    checked = first.index[first["reason"].str.contains("random audit sample", regex=False)]
+    assert len(checked) > 0 and (first.loc[checked, "source"] == "human").all()
+
+    job = yaml.safe_load(spec.read_text())
+    job["review"]["audit_share"] = 0.0
+    spec.write_text(yaml.safe_dump(job))
+    _, second, lineage = _published(spec, label_set, env, tmp_path)
+    assert (second.loc[checked, "source"] == "human").all()
+    assert lineage["review"]["routed"].get("audit_sample", 0) == 0
+    assert lineage["review"]["routed"]["answered_earlier"] == len(checked)
+    assert second.loc[checked, "label"].tolist() == first.loc[checked, "label"].tolist()
+    assert second.loc[checked, "reason"].str.contains("answered in an earlier run", regex=False).all()
+    assert set(first.index[first["source"] == "human"]) == set(second.index[second["source"] == "human"])
 
 
 def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(

@@ -9,7 +9,7 @@ from tasks.consensus import (
     unsettled_checks,
 )
 from tasks.review import Reviews, apply_reviews
-from tasks.route import route_items
+from tasks.route import route_items, with_earlier_answers
 
 CLASSES = ["a", "b", "c"]
 
@@ -55,6 +55,23 @@ def test_routing_sends_gold_quarantined_unsure_and_an_audit_sample():
     assert sum(r == "audit_sample" for r in route.values()) == 2  # half of the 4 sure machine labels
     assert "i0" not in route  # an accepted given label is not re-reviewed
     assert "the model gives 'c'" in routed.set_index("item_id").at["i1", "route_reason"]
+
+
+def test_items_people_answered_that_the_routing_no_longer_sends_join_the_round():
+    rows = _rows()
+    routed = route_items(rows, audit_share=0.0, seed=0)  # i1 quarantined, i2 unsure
+    answers = pd.DataFrame(
+        {
+            "item_id": ["i2", "i4", "i5", "i6", "gone"],
+            "status": ["ok", "ok", "skipped", "ok", "ok"],
+        }
+    )
+    joined = with_earlier_answers(routed, answers, rows[rows["item_id"] != "i6"])
+    route = dict(zip(joined["item_id"], joined["route"], strict=True))
+    # i4 was answered (an earlier run's audit sample, say); a skip alone (i5) is no answer, and
+    # items outside the round's rows (i6 kept from people, "gone" no longer in the file) stay out
+    assert route == {"i1": "quarantined", "i2": "low_confidence", "i4": "answered_earlier"}
+    assert with_earlier_answers(routed, answers.iloc[:1], rows) is routed
 
 
 def test_consensus_of_three_noisy_annotators_beats_each_of_them():
