@@ -85,12 +85,15 @@ def learning_batch(
 
 def batch_key(spec: LabelingJobSpec, dataset: Dataset) -> str:
     """Names a job's learning batches in the label store: its label set, input file and the
-    settings that draw them (seed, batch share)."""
+    settings that draw them (seed, batch share, and the target accuracy the thresholds are tuned
+    to: another target puts other items under them). A changed setting draws anew; answers people
+    gave to an earlier draw still reach the label set (``flows.review_round.earlier_answers``)."""
     parts = [
         spec.output.label_set,
         dataset.data_fingerprint,
         spec.autolabel.seed,
         spec.review.learning.batch_share,
+        spec.autolabel.target_accuracy,
     ]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 

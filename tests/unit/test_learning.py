@@ -135,10 +135,10 @@ def test_learned_items_are_routed_as_people_s_labels_never_as_probes_or_audit_sa
     assert (routed == "probe").sum() == 2
 
 
-def _spec(label_set: str = "pets", share: float = 0.1) -> SimpleNamespace:
+def _spec(label_set: str = "pets", share: float = 0.1, target: float = 0.95) -> SimpleNamespace:
     return SimpleNamespace(
         output=SimpleNamespace(label_set=label_set),
-        autolabel=SimpleNamespace(seed=0),
+        autolabel=SimpleNamespace(seed=0, target_accuracy=target),
         review=SimpleNamespace(learning=SimpleNamespace(batch_share=share)),
     )
 
@@ -157,4 +157,5 @@ def test_a_rerun_asks_for_the_batch_first_drawn_even_when_the_model_changed(isol
     # another round, another job or other settings draw their own
     assert batch_drawn_once(spec, data, changed, THRESHOLDS, round_=2) != first
     assert batch_key(_spec("other"), data) != batch_key(spec, data) != batch_key(_spec(share=0.2), data)
+    assert batch_key(_spec(target=0.99), data) != batch_key(spec, data)
     assert batch_drawn_once(_spec("other"), data, changed, THRESHOLDS, round_=1) != first
