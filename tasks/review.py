@@ -334,13 +334,19 @@ def extra_annotations(
     reviews: Reviews, spec: LabelingJobSpec, pred_probs: np.ndarray, item_ids: list[str]
 ) -> dict[str, int]:
     """Items that get one more annotator: the least certain tenth, by cleanlab's active-learning
-    score, among items whose annotators disagreed. Returns the new required counts."""
+    score, among items whose annotators disagreed. Returns the new required counts.
+
+    Decided on each item's first k answers (:func:`first_answers`), what every item had when the
+    job first asked: a rerun or a resumed run, which sees the answers given since, picks the same
+    items and asks nobody again."""
     k = spec.review.annotators_per_item
-    disagree = reviews.consensus[reviews.consensus["agreement"] < 1]["item_id"].tolist()
+    first = first_answers(reviews.annotations, k)
+    usable = first[first["status"] == "ok"]
+    kinds = usable.groupby("item_id")["label"].nunique()
+    disagree = [item for item in reviews.routed["item_id"] if kinds.get(item, 0) > 1]
     if k < 2 or not disagree or k + 1 > most_answers(spec):
         return dict(reviews.required)
     position = {item: i for i, item in enumerate(item_ids)}
-    usable = reviews.annotations[reviews.annotations["status"] == "ok"]
     budget = max(1, math.ceil(0.1 * len(reviews.routed)))
     chosen = needs_another_annotator(
         usable,
@@ -353,6 +359,12 @@ def extra_annotations(
     for item in chosen:
         required[item] = k + 1
     return required
+
+
+def first_answers(annotations: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each item's first ``k`` answers, by annotation id (Label Studio numbers them as they are
+    made; an edit keeps its id), skipped and unusable ones included."""
+    return annotations.sort_values("annotation_id", kind="stable").groupby("item_id", sort=False).head(k)
 
 
 def most_answers(spec: LabelingJobSpec) -> int:

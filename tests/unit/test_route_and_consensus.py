@@ -410,3 +410,40 @@ def test_label_certainty_asks_one_more_person_only_about_labels_people_give(tmp_
         "audited": 1,
         "demoted": 2,
     }
+
+
+def test_the_items_asked_for_one_more_annotator_are_the_same_on_a_rerun(tmp_path):
+    """Chosen on each item's first k answers: a rerun (or a resumed run) that sees the extra
+    answers people gave since asks for no other item."""
+    from labelgate.spec import load_spec
+    from tasks.review import extra_annotations
+    from tests.conftest import make_text_frame, write_job
+
+    spec = load_spec(
+        write_job(tmp_path, make_text_frame(5), review={"mode": "labelstudio", "annotators_per_item": 2})
+    )
+    classes = spec.label_schema.classes
+    rng = np.random.default_rng(0)
+    items = [f"i{n:02d}" for n in range(40)]
+    rows = []
+    for item in items:  # two answers each; about a third disagree
+        first = classes[rng.integers(3)]
+        second = first if rng.random() < 0.65 else classes[rng.integers(3)]
+        rows += [(item, "u1", first), (item, "u2", second)]
+    answers = pd.DataFrame(rows, columns=["item_id", "annotator", "label"])
+    answers["status"], answers["annotation_id"] = "ok", np.arange(len(answers))
+    probs = rng.dirichlet(np.ones(3), size=len(items))
+    routed = pd.DataFrame({"item_id": items, "route": "low_confidence"})
+
+    def picked(annotations):
+        usable = annotations[annotations["status"] == "ok"]
+        consensus = consensus_labels(usable, items, classes, pred_probs=probs)
+        reviews = Reviews(1, "u", routed, annotations, consensus, pd.DataFrame(), dict.fromkeys(items, 2))
+        return {item for item, n in extra_annotations(reviews, spec, probs, items).items() if n == 3}
+
+    chosen = picked(answers)
+    assert len(chosen) == 4  # a tenth of 40, among the items whose two answers differ
+    third = pd.DataFrame(
+        {"item_id": sorted(chosen), "annotator": "u3", "label": classes[0], "status": "ok"}
+    ).assign(annotation_id=np.arange(len(chosen)) + len(answers))
+    assert picked(pd.concat([answers, third], ignore_index=True)) == chosen
