@@ -18,12 +18,13 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
 
+from labelgate.errors import preview
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.gate import labels_needed
@@ -34,6 +35,7 @@ from tasks.review import (
     adjudication,
     apply_reviews,
     ask_for_more_answers,
+    changed_since_asked,
     checked_machine_labels,
     collect_reviews,
     connect_review_webhook,
@@ -193,18 +195,34 @@ def earlier_answers(
     before people's answers changed the model, or the spec changed) take people's consensus label
     in ``rows`` too, with their answers as they are (route ``answered_earlier``; nothing more is
     asked). Run after the probes and the machine-label gate, which decide on the machine labels as
-    this run routed them. Returns the rows, the reviews with those items, and how many joined."""
-    everything = collect_reviews(
-        spec,
-        reviews.project_id,
-        reviews.routed,
-        pred_probs,
-        list(dataset.ids),
-        reviews.required,
-        gold=dataset.gold_answers,
-        earlier_from=screened,
-    )
+    this run routed them. Items the data file changed since their task was made are left out,
+    with a warning: their answers are about the old content (they stay in Label Studio and in
+    the mirror). Returns the rows, the reviews with those items, and how many joined."""
+
+    def collect(eligible: pd.DataFrame) -> Reviews:
+        return collect_reviews(
+            spec,
+            reviews.project_id,
+            reviews.routed,
+            pred_probs,
+            list(dataset.ids),
+            reviews.required,
+            gold=dataset.gold_answers,
+            earlier_from=eligible,
+        )
+
+    everything = collect(screened)
     earlier = everything.routed[everything.routed["route"] == "answered_earlier"]
+    changed = changed_since_asked(reviews.project_id, dataset, earlier["item_id"].tolist())
+    if changed:
+        get_run_logger().warning(
+            "%d item(s) people answered in an earlier run changed in the data file since; their "
+            "answers are about the old content and are not used: %s",
+            len(changed),
+            preview(changed),
+        )
+        everything = collect(screened[~screened["item_id"].isin(changed)])
+        earlier = everything.routed[everything.routed["route"] == "answered_earlier"]
     if earlier.empty:
         return rows, reviews, 0
     folded, _ = apply_reviews(rows, replace(everything, routed=earlier), gold=dataset.gold_answers)

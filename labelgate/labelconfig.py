@@ -38,6 +38,7 @@ DATA_KEYS: dict[str, str] = {"text": "text", "image": "image", "tabular": "html"
 #: Task data keys labelgate adds to every task.
 ROUTE_REASON_KEY = "route_reason"
 ITEM_ID_KEY = "item_id"
+ITEM_HASH_KEY = "item_hash"  # the content the task was made from (labelstudio.content_hash)
 
 
 def label_config(classes: Sequence[str], *, kind: Kind, instructions: str = "") -> str:

@@ -27,6 +27,7 @@ only ever put in the ``Authorization`` header: it is scrubbed from every message
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -41,7 +42,7 @@ import httpx
 import pandas as pd
 
 from labelgate.errors import DataError, LabelgateError, ServiceError, preview
-from labelgate.labelconfig import ITEM_ID_KEY, ROUTE_REASON_KEY
+from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -309,6 +310,11 @@ class LabelStudio:
             - ``data`` (dict): the task data the config shows, e.g. ``{"text": ...}``,
               ``{"image": "data:image/png;base64,..."}`` or ``{"html": "<table>..."}``;
             - ``route_reason`` (str): why the item needs a person, shown to labelers;
+            - optional ``content_hash`` (str): identifies the item's content, kept in the task as
+              ``data["item_hash"]`` (default: a hash of ``data``). When an item that already has
+              a task comes with another content hash, the import raises ``DataError`` naming it
+              (the answers on that task are about the old content; see :meth:`changed_items`);
+              the other items are imported;
             - optional ``prediction`` (class name or missing), ``prediction_score`` (float in
               [0, 1]) and ``model_version`` (str): the model's pre-annotation.
         chunk_size
@@ -333,16 +339,20 @@ class LabelStudio:
                     f"column 'prediction' has classes that project {project_id} does not offer: "
                     f"{preview(unknown)} (offered: {preview(control.labels)})"
                 )
-        created = 0
+        created, changed = 0, []
         # Into a project with no task yet, none of the items can be there: skip the per-chunk
         # look-ups (they filter on a JSON field, a scan that grows with the project).
         empty = self.count_tasks(project_id) == 0
         for start in range(0, len(frame), chunk_size):
             chunk = frame.iloc[start : start + chunk_size]
             if not empty:
-                chunk = chunk[~chunk["item_id"].isin(self._existing_items(project_id, chunk))]
+                there = chunk["item_id"].isin(self._existing_items(project_id, chunk))
+                changed += self._changed_in_chunk(project_id, chunk[there])
+                chunk = chunk[~there]
             if not chunk.empty:
                 created += self._import_chunk(project_id, chunk, control)
+        if changed:
+            raise DataError(_changed_message(project_id, changed))
         logger.info(
             "imported %d new tasks into Label Studio project %s (%d already there)",
             created,
@@ -742,6 +752,49 @@ class LabelStudio:
                 return
             page += 1
 
+    def changed_items(self, project_id: int, items: pd.DataFrame, *, chunk_size: int = 500) -> list[str]:
+        """Item ids whose task in the project was made from other content than ``items`` has now
+        (columns ``item_id`` and ``data``, as for :meth:`import_items`): the data file changed
+        them since they were sent, so the answers on those tasks are about the old content.
+        With a ``content_hash`` column (see :meth:`import_items`), ``data`` may be left out.
+
+        Compares the content hash each task keeps (``data["item_hash"]``); tasks made before
+        labelgate kept one, and items with no task, are never reported. Costs one Data Manager
+        count per chunk that has tasks, and a listing only of a chunk where some differ."""
+        columns = ["item_id"] + [c for c in ("data", "content_hash") if c in items.columns]
+        frame = items[columns].astype({"item_id": str})
+        if frame.empty or self.count_tasks(project_id) == 0:
+            return []
+        changed: list[str] = []
+        for start in range(0, len(frame), chunk_size):
+            chunk = frame.iloc[start : start + chunk_size]
+            there = chunk["item_id"].isin(self._existing_items(project_id, chunk))
+            changed += self._changed_in_chunk(project_id, chunk[there])
+        return changed
+
+    def _changed_in_chunk(self, project_id: int, chunk: pd.DataFrame) -> list[str]:
+        """Of ``chunk``'s items, all of which have a task, those whose task keeps another content
+        hash: a count of the tasks whose hash matches first, a listing only when it falls short."""
+        if chunk.empty:
+            return []
+        ids = chunk["item_id"].astype(str).tolist()
+        expected = dict(zip(ids, _hashes(chunk), strict=True))
+        filters = [
+            _dm_filter("data.item_id", "in_list", ids, "String"),
+            _dm_filter(f"data.{ITEM_HASH_KEY}", "in_list", sorted(set(expected.values())), "String"),
+        ]
+        params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
+        if int(self._json("GET", "/api/tasks/", params=params).get("total", 0)) >= len(ids):
+            return []
+        changed = set()
+        for tasks in self._dm_pages(project_id, fields="task_only", filters=filters[:1]):
+            for task in tasks:
+                data = task.get("data") or {}
+                item, kept = str(data.get(ITEM_ID_KEY)), data.get(ITEM_HASH_KEY)
+                if kept is not None and item in expected and kept != expected[item]:
+                    changed.add(item)
+        return sorted(changed)
+
     def _existing_items(self, project_id: int, chunk: pd.DataFrame) -> set[str]:
         """Which of the chunk's item ids the project has: a count first, a listing if mixed."""
         ids = chunk["item_id"].astype(str).tolist()
@@ -895,8 +948,32 @@ def _check_items(items: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def content_hash(data: Mapping[str, Any]) -> str:
+    """sha256 (first 16 hex) of a task's data (what the labeler sees), the content hash of an
+    item that does not bring its own (``content_hash`` column, see :meth:`LabelStudio.import_items`)."""
+    shown = {k: v for k, v in data.items() if k not in (ITEM_ID_KEY, ITEM_HASH_KEY, ROUTE_REASON_KEY)}
+    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _hashes(frame: pd.DataFrame) -> list[str]:
+    if "content_hash" in frame.columns:
+        return frame["content_hash"].astype(str).tolist()
+    return [content_hash(d) for d in frame["data"]]
+
+
+def _changed_message(project_id: int, changed: list[str]) -> str:
+    return (
+        f"{len(changed)} item(s) already have a task in Label Studio project {project_id} made from "
+        f"other content: {preview(changed)}. The data file changed them since they were sent for "
+        "review, so the answers on those tasks are about the old content. Give the changed items "
+        "new ids, or label them in a new label set."
+    )
+
+
 def _task_payload(row: Any, control: ChoiceControl) -> dict[str, Any]:
     data = dict(row.data)
+    given = getattr(row, "content_hash", None)
+    data[ITEM_HASH_KEY] = content_hash(data) if _missing(given) else str(given)
     data[ITEM_ID_KEY] = str(row.item_id)
     reason = getattr(row, "route_reason", None)
     data[ROUTE_REASON_KEY] = "" if _missing(reason) else str(reason)

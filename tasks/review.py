@@ -12,6 +12,7 @@ which the tasks receive from ``labelstudio_client`` so tests can pass another.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from labelgate.errors import LabelgateError
+from labelgate.errors import DataError, LabelgateError
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
@@ -92,9 +93,10 @@ def task_frame(
     """The Label Studio import frame for the routed items (see ``LabelStudio.import_items``)."""
     position = {item: i for i, item in enumerate(dataset.ids)}
     by_id = rows.set_index("item_id")
-    data = []
+    data, hashes = [], []
     for item in routed["item_id"]:
         x = dataset.X[position[item]]
+        hashes.append(item_content_hash(x))
         if dataset.kind == "text":
             data.append({"text": str(x)})
         elif display == "digit_image":
@@ -109,8 +111,30 @@ def task_frame(
             "prediction": by_id.loc[routed["item_id"], "predicted_label"].to_numpy(),
             "prediction_score": by_id.loc[routed["item_id"], "confidence"].astype(float).to_numpy(),
             "model_version": model_version,
+            "content_hash": hashes,
         }
     )
+
+
+def item_content_hash(x: Any) -> str:
+    """sha256 (first 16 hex) of an item's raw content (a text, or a row of feature values): the
+    task keeps it, so a later run sees when the data file changed an item people were asked
+    about (``LabelStudio.changed_items``). Raw, not as rendered, so that a change of rendering
+    (an image library's PNG bytes) changes nothing."""
+    raw = x if isinstance(x, str) else json.dumps([str(v) for v in np.asarray(x, dtype=object).ravel()])
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _retry_unless_bad_input(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect retry condition: retry a Label Studio step, except on bad input (a ``DataError``
+    would only repeat)."""
+    try:
+        state.result(raise_on_failure=True)
+    except DataError:
+        return False
+    except Exception:  # any other failure may be transient
+        return True
+    return True
 
 
 def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str]) -> tuple[pd.DataFrame, dict]:
@@ -217,6 +241,7 @@ def labelstudio_client():
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=5,
+    retry_condition_fn=_retry_unless_bad_input,
     on_completion=[stage_finished],
 )
 def send_to_review(
@@ -418,6 +443,20 @@ def _one_more_each(reviews: Reviews, spec: LabelingJobSpec, items: list[str]) ->
         if answered[item] < cap:
             required[item] = max(required.get(item, 1), answered[item] + 1)
     return required
+
+
+@task(name="changed_since_asked", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def changed_since_asked(project: int, dataset: Dataset, items: list[str]) -> list[str]:
+    """Of ``items`` (with tasks in ``project``), those whose task was made from other content
+    than the data file has now (``LabelStudio.changed_items``)."""
+    if not items:
+        return []
+    position = {item: i for i, item in enumerate(dataset.ids)}
+    frame = pd.DataFrame(
+        {"item_id": items, "content_hash": [item_content_hash(dataset.X[position[i]]) for i in items]}
+    )
+    with labelstudio_client() as client:
+        return client.changed_items(project, frame)
 
 
 @task(name="ask_for_more_answers", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)

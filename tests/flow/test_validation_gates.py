@@ -139,9 +139,19 @@ def _fake_review(wrong_share, calls=None):
     return review_round
 
 
+def _fake_people(monkeypatch, review_round) -> None:
+    """The flow with ``review_round`` for people, who answered nothing this run did not send."""
+    monkeypatch.setattr(flows.labeling_job, "review_round", review_round)
+
+    def earlier_answers(spec, dataset, screened, rows, people, pred_probs):
+        return rows, people, 0
+
+    monkeypatch.setattr(flows.labeling_job, "earlier_answers", earlier_answers)
+
+
 def test_machine_labels_people_find_wrong_stop_the_publish_when_the_spec_says_stop(tmp_path, monkeypatch):
     before = _publish_previous(predicted="food")
-    monkeypatch.setattr(flows.labeling_job, "review_round", _fake_review(0.5))
+    _fake_people(monkeypatch, _fake_review(0.5))
     spec = load_spec(
         write_job(
             tmp_path / "job",
@@ -158,7 +168,7 @@ def test_machine_labels_people_find_wrong_stop_the_publish_when_the_spec_says_st
 
 def test_machine_labels_people_find_wrong_go_to_people_in_a_second_round_by_default(tmp_path, monkeypatch):
     calls = []
-    monkeypatch.setattr(flows.labeling_job, "review_round", _fake_review(0.5, calls))
+    _fake_people(monkeypatch, _fake_review(0.5, calls))
     spec = load_spec(
         write_job(
             tmp_path / "job",

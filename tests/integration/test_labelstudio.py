@@ -20,7 +20,7 @@ import pytest
 
 from flows.review_sync import review_batch_status
 from labelgate.bots import BotLabeler
-from labelgate.errors import ServiceError
+from labelgate.errors import DataError, ServiceError
 from labelgate.labelconfig import label_config
 from labelgate.labelstudio import LabelStudio
 
@@ -120,6 +120,47 @@ def test_import_of_2000_items_is_chunked_idempotent_and_carries_predictions(
     assert prediction["result"][0]["value"]["choices"] == [CLASSES[4 % 3]]
     assert prediction["score"] == pytest.approx(0.41)
     assert prediction["model_version"] == "logreg-v1"
+
+
+def test_an_item_whose_content_changed_since_its_task_was_made_is_named_not_reused(
+    client: LabelStudio, project: int
+) -> None:
+    """Task identity is the item id; the task also keeps its content hash, so an item the data
+    file changed since people were asked about it is an error naming it, not a silent reuse of
+    answers about the old content."""
+    items = _items(1200)
+    client.import_items(project, items, chunk_size=500)
+    # a legacy task, made before labelgate kept a content hash, is never reported
+    client._json(
+        "POST",
+        f"/api/projects/{project}/import",
+        json=[{"data": {"text": "old", "item_id": "legacy-1", "route_reason": "r"}}],
+    )
+    edited = _items(1210)  # 10 new items, and two whose text changed
+    edited.at[3, "data"] = {"text": "another text"}
+    edited.at[1100, "data"] = {"text": "yet another text"}
+    legacy = pd.DataFrame({"item_id": ["legacy-1"], "data": [{"text": "new"}], "route_reason": "r"})
+    with_legacy = pd.concat([edited, legacy], ignore_index=True)
+
+    assert client.changed_items(project, with_legacy, chunk_size=500) == ["item-00003", "item-01100"]
+    assert client.changed_items(project, items) == []
+    with pytest.raises(DataError, match=r"2 item\(s\) already have a task .*'item-00003', 'item-01100'"):
+        client.import_items(project, with_legacy, chunk_size=500)
+    index = client.task_index(project)
+    assert len(index) == 1211  # the 10 new items were imported, nothing twice
+    task = client._json("GET", f"/api/tasks/{index['item-00003']}/")
+    assert task["data"]["text"] == "text of item-00003"  # the old task is left as it was
+    # an item's own content hash (the raw item, not its rendering) is what the task keeps
+    own = _items(1).assign(content_hash="abc")
+    other = client.ensure_project(
+        title=f"labelgate-test {uuid.uuid4().hex[:12]}", label_config=label_config(CLASSES, kind="text")
+    )
+    try:
+        client.import_items(other, own)
+        assert client.changed_items(other, own) == []
+        assert client.changed_items(other, own.assign(content_hash="abd")) == ["item-00000"]
+    finally:
+        client.delete_project(other)
 
 
 def test_bots_annotations_are_attributed_and_synced_incrementally(

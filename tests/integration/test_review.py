@@ -141,23 +141,48 @@ def test_answers_on_items_a_later_routing_does_not_send_are_still_published(
     tmp_path, prefect_server, labelstudio_server
 ):
     """A person's answer is never dropped: after the spec changes so that the rerun routes no
-    audit sample, the machine labels people checked in the first run keep people's label."""
+    audit sample, the machine labels people checked in the first run keep people's label, unless
+    the item's content changed since people were asked."""
     spec, label_set, _ = _job(tmp_path / "job", simulate=True)
     env = _env(tmp_path, prefect_server, labelstudio_server)
-    _, first, _ = _published(spec, label_set, env, tmp_path)
+    _, first, first_lineage = _published(spec, label_set, env, tmp_path)
     checked = first.index[first["reason"].str.contains("random audit sample", regex=False)]
-    assert len(checked) > 0 and (first.loc[checked, "source"] == "human").all()
+    assert len(checked) > 1 and (first.loc[checked, "source"] == "human").all()
+
+    # one of them was asked about as other content (as if the data file changed it since): its
+    # answers are about that content, so they are not used
+    changed, kept = checked[0], checked[1:]
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        task_id = client.task_index(first_lineage["review"]["project_id"])[changed]
+        data = client._json("GET", f"/api/tasks/{task_id}/")["data"]
+        client._json("PATCH", f"/api/tasks/{task_id}/", json={"data": {**data, "item_hash": "0" * 16}})
 
     job = yaml.safe_load(spec.read_text())
     job["review"]["audit_share"] = 0.0
     spec.write_text(yaml.safe_dump(job))
     _, second, lineage = _published(spec, label_set, env, tmp_path)
-    assert (second.loc[checked, "source"] == "human").all()
+    assert (second.loc[kept, "source"] == "human").all()
     assert lineage["review"]["routed"].get("audit_sample", 0) == 0
-    assert lineage["review"]["routed"]["answered_earlier"] == len(checked)
-    assert second.loc[checked, "label"].tolist() == first.loc[checked, "label"].tolist()
-    assert second.loc[checked, "reason"].str.contains("answered in an earlier run", regex=False).all()
-    assert set(first.index[first["source"] == "human"]) == set(second.index[second["source"] == "human"])
+    assert lineage["review"]["routed"]["answered_earlier"] == len(kept)
+    assert second.loc[kept, "label"].tolist() == first.loc[kept, "label"].tolist()
+    assert second.loc[kept, "reason"].str.contains("answered in an earlier run", regex=False).all()
+    assert second.at[changed, "source"] == "model"
+    assert set(first.index[first["source"] == "human"]) - {changed} == set(
+        second.index[second["source"] == "human"]
+    )
+
+    # an item this run sends to people whose task was made from other content is a clear error
+    gold = second.index[second["source"] == "gold"][0]
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        task_id = client.task_index(lineage["review"]["project_id"])[gold]
+        data = client._json("GET", f"/api/tasks/{task_id}/")["data"]
+        client._json("PATCH", f"/api/tasks/{task_id}/", json={"data": {**data, "item_hash": "0" * 16}})
+    store = LabelStore(str(tmp_path / "store"))
+    version = store.latest_version(label_set)
+    third = _run(spec, env, tmp_path)
+    message = " ".join(third.stderr.split())
+    assert third.returncode == 1 and "made from other content" in message and repr(gold) in message
+    assert store.latest_version(label_set) == version  # nothing published
 
 
 def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
