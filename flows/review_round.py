@@ -211,6 +211,9 @@ def earlier_answers(
             earlier_from=eligible,
         )
 
+    unrouted = set(screened["item_id"]) - set(reviews.routed["item_id"])
+    if not unrouted & reviews.answered_in_project:  # nothing to fold in: no second collect
+        return rows, reviews, 0
     everything = collect(screened)
     earlier = everything.routed[everything.routed["route"] == "answered_earlier"]
     changed = changed_since_asked(reviews.project_id, dataset, earlier["item_id"].tolist())

@@ -57,6 +57,8 @@ class Reviews:
     consensus: pd.DataFrame
     annotators: pd.DataFrame
     required: dict[str, int] = field(default_factory=dict)
+    answered_in_project: frozenset[str] = frozenset()
+    """Items with a usable answer anywhere in the project, routed or not."""
 
     @property
     def answered(self) -> pd.Series:
@@ -338,6 +340,7 @@ def collect_reviews(
         annotations.attrs.get("read", 0),
         annotations.attrs.get("changed", 0),
     )
+    answered_in_project = frozenset(annotations.loc[annotations["status"] == "ok", "item_id"].astype(str))
     if earlier_from is not None:
         routed = with_earlier_answers(routed, annotations, earlier_from)
     annotations = annotations[annotations["item_id"].isin(set(routed["item_id"]))]
@@ -352,7 +355,8 @@ def collect_reviews(
     if len(earlier):  # asked nothing more: complete with the answers they have
         counts = annotations.groupby("item_id").size()
         required = {**required, **{item: int(counts[item]) for item in earlier}}
-    return Reviews(project, url, routed, annotations.reset_index(drop=True), consensus, scores, required)
+    annotations = annotations.reset_index(drop=True)
+    return Reviews(project, url, routed, annotations, consensus, scores, required, answered_in_project)
 
 
 def extra_annotations(
