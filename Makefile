@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/uv pip install --quiet --python $(BIN)/python crowd-kit==1.4.2
 	$(BIN)/python -m bench.noise_detection
 	$(BIN)/python -m bench.labeling_cost
+	$(BIN)/python -m bench.certify_floor
 	PREFECT_PORT=$(PREFECT_PORT) bash deploy/prefect/start.sh
 	$(BIN)/python -m bench.speed --sizes 100000 --repeats 5 --api-url $(PREFECT_API)
 	$(BIN)/python -m bench.speed --sizes 1000000 --api-url $(PREFECT_API) --out bench/results/speed_1m.md

@@ -141,7 +141,7 @@ def reviewed_by_people(
     demoted = verdict.pop("demoted_ids", None)
     if not demoted and not probe_demoted:
         gated, people, earlier = earlier_answers(spec, dataset, screened, gated, people, audited.pred_probs)
-        return gated, _with_earlier(review, earlier), people, verdict, settled
+        return gated, _with_earlier(review, earlier), people, _recounted(verdict, gated), settled
     rows, review, people = review_round(
         spec,
         dataset,
@@ -159,7 +159,14 @@ def reviewed_by_people(
     )
     verdict.pop("demoted_ids", None)
     rows, people, earlier = earlier_answers(spec, dataset, screened, rows, people, audited.pred_probs)
-    return rows, _with_earlier(review, earlier), people, verdict, settled
+    return rows, _with_earlier(review, earlier), people, _recounted(verdict, rows), settled
+
+
+def _recounted(verdict: dict, rows: pd.DataFrame) -> dict:
+    """The gate's verdict with ``machine_accepted`` counted on the rows to publish: earlier
+    answers folded in after the gate replace some machine labels with people's."""
+    verdict["machine_accepted"] = int(((rows["source"] == "model") & (rows["status"] == "accepted")).sum())
+    return verdict
 
 
 def _with_earlier(review: dict, earlier: int) -> dict:

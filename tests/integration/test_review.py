@@ -167,6 +167,8 @@ def test_answers_on_items_a_later_routing_does_not_send_are_still_published(
     assert second.loc[kept, "label"].tolist() == first.loc[kept, "label"].tolist()
     assert second.loc[kept, "reason"].str.contains("answered in an earlier run", regex=False).all()
     assert second.at[changed, "source"] == "model"
+    published_machine = ((second["source"] == "model") & (second["status"] == "accepted")).sum()
+    assert lineage["machine_labels"]["machine_accepted"] == published_machine
     assert set(first.index[first["source"] == "human"]) - {changed} == set(
         second.index[second["source"] == "human"]
     )
