@@ -11,8 +11,11 @@ pooled threshold certifies (``tasks.gate.lowest_certified``). The evidence alone
 ``size / n`` human labels per item, before any audit and before any item under the threshold is
 labeled. Run from the repo root::
 
-    .venv/bin/python -m bench.certify_floor [--datasets digits] [--sizes 300,450,540,612,800]
-        [--seeds 0,1,2] [--target 0.99] [--models ensemble,svc_raw]
+    .venv/bin/python -m bench.certify_floor [--datasets digits,rotten_tomatoes]
+        [--shares 0.1,0.167,0.25,0.3,0.35,0.45] [--seeds 0,1,2] [--target 0.99]
+        [--models ensemble,svc_raw]
+
+``--shares``: evidence sizes as shares of the dataset's items (the labels-per-item floor).
 
 ``--models``: ``ensemble`` is the project's; ``svc_raw`` (tabular only) is an RBF SVC on the raw
 features, with no per-column scaling (on digits, pixels share one scale), sigmoid-calibrated: a
@@ -78,8 +81,8 @@ def _row(X, y, kind, classes, name: str, model: str, size: int, seeds: list[int]
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", default="digits")
-    parser.add_argument("--sizes", default="180,300,450,540,612,800")
+    parser.add_argument("--datasets", default="digits,rotten_tomatoes")
+    parser.add_argument("--shares", default="0.1,0.167,0.25,0.3,0.35,0.45")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--target", type=float, default=0.99)
     parser.add_argument("--models", default="ensemble,svc_raw")
@@ -97,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         X, y, kind, classes = load_dataset(name)
         models = [m for m in args.models.split(",") if kind == "tabular" or m == "ensemble"]
         for model in models:
-            for size in (int(s) for s in args.sizes.split(",")):
+            for size in (round(float(s) * len(y)) for s in args.shares.split(",")):
                 lines.append(_row(X, y, kind, classes, name, model, size, seeds, args.target))
                 print(lines[-1], file=sys.stderr, flush=True)
     command = "python -m bench.certify_floor " + " ".join(argv if argv is not None else sys.argv[1:])

@@ -39,6 +39,7 @@ DATA_KEYS: dict[str, str] = {"text": "text", "image": "image", "tabular": "html"
 ROUTE_REASON_KEY = "route_reason"
 ITEM_ID_KEY = "item_id"
 ITEM_HASH_KEY = "item_hash"  # the content the task was made from (labelstudio.content_hash)
+SUPERSEDED_KEY = "superseded_item_id"  # a task set aside when its item changed (supersede_tasks)
 
 
 def label_config(classes: Sequence[str], *, kind: Kind, instructions: str = "") -> str:

@@ -42,7 +42,7 @@ import httpx
 import pandas as pd
 
 from labelgate.errors import DataError, LabelgateError, ServiceError, preview
-from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY
+from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY, SUPERSEDED_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -774,7 +774,13 @@ class LabelStudio:
 
     def _changed_in_chunk(self, project_id: int, chunk: pd.DataFrame) -> list[str]:
         """Of ``chunk``'s items, all of which have a task, those whose task keeps another content
-        hash: a count of the tasks whose hash matches first, a listing only when it falls short."""
+        hash."""
+        tasks = self._changed_tasks_in_chunk(project_id, chunk)
+        return sorted({str(t["data"][ITEM_ID_KEY]) for t in tasks})
+
+    def _changed_tasks_in_chunk(self, project_id: int, chunk: pd.DataFrame) -> list[dict[str, Any]]:
+        """The tasks behind :meth:`_changed_in_chunk`: a count of the tasks whose hash matches
+        first, a listing only when it falls short."""
         if chunk.empty:
             return []
         ids = chunk["item_id"].astype(str).tolist()
@@ -786,14 +792,52 @@ class LabelStudio:
         params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
         if int(self._json("GET", "/api/tasks/", params=params).get("total", 0)) >= len(ids):
             return []
-        changed = set()
+        changed = []
         for tasks in self._dm_pages(project_id, fields="task_only", filters=filters[:1]):
             for task in tasks:
                 data = task.get("data") or {}
                 item, kept = str(data.get(ITEM_ID_KEY)), data.get(ITEM_HASH_KEY)
                 if kept is not None and item in expected and kept != expected[item]:
-                    changed.add(item)
-        return sorted(changed)
+                    changed.append({"id": int(task["id"]), "data": data})
+        return changed
+
+    def changed_tasks(self, project_id: int, items: pd.DataFrame, *, chunk_size: int = 500) -> dict[int, str]:
+        """The tasks behind :meth:`changed_items`: task id -> the id it keeps once superseded
+        (:func:`superseded_id`), for :meth:`supersede_tasks`."""
+        columns = ["item_id"] + [c for c in ("data", "content_hash") if c in items.columns]
+        frame = items[columns].astype({"item_id": str})
+        if frame.empty or self.count_tasks(project_id) == 0:
+            return {}
+        out: dict[int, str] = {}
+        for start in range(0, len(frame), chunk_size):
+            chunk = frame.iloc[start : start + chunk_size]
+            there = chunk["item_id"].isin(self._existing_items(project_id, chunk))
+            for task in self._changed_tasks_in_chunk(project_id, chunk[there]):
+                data = task["data"]
+                out[task["id"]] = superseded_id(str(data[ITEM_ID_KEY]), str(data[ITEM_HASH_KEY]))
+        return out
+
+    def supersede_tasks(self, project_id: int, moved: Mapping[int, str]) -> int:
+        """Set tasks made from an item's old content aside, so that the item can get a new task
+        (:meth:`import_items`): each keeps its data and its annotations, under the id ``moved``
+        gives it (``data["item_id"]``; the item's own id goes to ``data["superseded_item_id"]``),
+        with a reason that tells labelers so, and is marked labeled so that the label stream
+        offers it to nobody. One request per task (a changed item is rare). Returns how many."""
+        for task_id, new_id in moved.items():
+            data = self._json("GET", f"/api/tasks/{int(task_id)}/").get("data") or {}
+            if data.get(ITEM_ID_KEY) == new_id:
+                continue  # set aside already (a rerun)
+            data = {
+                **data,
+                SUPERSEDED_KEY: data.get(ITEM_ID_KEY),
+                ITEM_ID_KEY: new_id,
+                ROUTE_REASON_KEY: "superseded: the data file changed this item since this task was "
+                "made; its answers are kept, and the item has a new task",
+            }
+            self._json("PATCH", f"/api/tasks/{int(task_id)}/", json={"data": data, "is_labeled": True})
+        if moved:
+            logger.info("set aside %d task(s) of changed items in project %s", len(moved), project_id)
+        return len(moved)
 
     def _existing_items(self, project_id: int, chunk: pd.DataFrame) -> set[str]:
         """Which of the chunk's item ids the project has: a count first, a listing if mixed."""
@@ -961,12 +1005,19 @@ def _hashes(frame: pd.DataFrame) -> list[str]:
     return [content_hash(d) for d in frame["data"]]
 
 
+def superseded_id(item_id: str, kept_hash: str) -> str:
+    """The id a task made from an item's old content keeps once set aside
+    (:meth:`LabelStudio.supersede_tasks`): the item's id and the old content's hash."""
+    return f"{item_id}@{kept_hash}"
+
+
 def _changed_message(project_id: int, changed: list[str]) -> str:
     return (
         f"{len(changed)} item(s) already have a task in Label Studio project {project_id} made from "
         f"other content: {preview(changed)}. The data file changed them since they were sent for "
-        "review, so the answers on those tasks are about the old content. Give the changed items "
-        "new ids, or label them in a new label set."
+        "review, so the answers on those tasks are about the old content. To ask people again, "
+        "set review.changed_items: ask_again (the old tasks and their answers are kept, set "
+        "aside); or give the changed items new ids, or label them in a new label set."
     )
 
 

@@ -187,6 +187,12 @@ class ReviewSpec(_Strict):
     display: Literal["auto", "digit_image"] = Field(
         default="auto", description="'digit_image' renders 64 pixel features as an 8x8 image."
     )
+    changed_items: Literal["stop", "ask_again"] = Field(
+        default="stop",
+        description="An item this run sends to people whose task was made from other content (the "
+        "data file changed it since): 'stop' fails the run naming the items, nothing published; "
+        "'ask_again' sets the old task aside, answers kept, and makes a new task for the new content.",
+    )
     simulate: SimulationSpec | None = Field(
         default=None, description="Let bot labelers do the review (demo, tests, benchmarks)."
     )

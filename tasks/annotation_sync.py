@@ -151,6 +151,26 @@ def sync_annotations(client: Any, store: Any, project_id: int, *, classes: Seque
     return merged
 
 
+def set_aside_in_mirror(client: Any, store: Any, project_id: int, moved: dict[int, str]) -> int:
+    """Move the mirrored answers of tasks about to be set aside (``LabelStudio.supersede_tasks``:
+    task id -> the id it keeps) to that id, before Label Studio moves them: a crash in between
+    leaves the mirror ahead, and the rerun sets the same tasks aside again. The rows go in as
+    edits (``updated_at`` one microsecond later), since the mirror keeps only newer rows; Label
+    Studio's own copies, read later, carry the same id. Returns how many rows moved."""
+    if not moved:
+        return 0
+    key = mirror_key(client.url, project_id, client.project(project_id).get("created_at"))
+    known, cursor = store.annotation_mirror(key)
+    rows = known[known["task_id"].isin(list(moved))].copy()
+    rows = rows[rows["item_id"] != rows["task_id"].map(moved)]
+    if rows.empty:
+        return 0
+    rows["item_id"] = rows["task_id"].map(moved)
+    rows["updated_at"] = pd.to_datetime(rows["updated_at"], utc=True) + pd.Timedelta(microseconds=1)
+    store.save_annotation_mirror(key, rows, cursor=cursor)
+    return len(rows)
+
+
 def held_annotations(project: dict[str, Any]) -> int:
     """How many annotations a project holds, skips included (``LabelStudio.project``)."""
     return int(project.get("total_annotations_number") or 0) + int(

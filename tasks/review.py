@@ -22,12 +22,12 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from labelgate.errors import DataError, LabelgateError
+from labelgate.errors import DataError, LabelgateError, preview
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
-from tasks.annotation_sync import sync_annotations
+from tasks.annotation_sync import set_aside_in_mirror, sync_annotations
 from tasks.consensus import (
     annotator_scores,
     consensus_labels,
@@ -270,9 +270,30 @@ def send_to_review(
             feature_names=list(spec.dataset.feature_columns or []),
             model_version=model_version,
         )
+        if spec.review.changed_items == "ask_again":
+            ask_again(client, project, frame)
         created = client.import_items(project, frame)
     get_run_logger().info("project %s: %d routed items, %d new tasks", project, len(routed), created)
     return project
+
+
+def ask_again(client: Any, project: int, frame: pd.DataFrame) -> int:
+    """``review.changed_items: ask_again``: the tasks of items whose content changed since their
+    task was made are set aside (``LabelStudio.supersede_tasks``), their answers moved with them in
+    the mirror first (``set_aside_in_mirror``), so that ``import_items`` makes new tasks. Returns
+    how many."""
+    moved = client.changed_tasks(project, frame)
+    if moved:
+        set_aside_in_mirror(client, LabelStore(), project, moved)
+        client.supersede_tasks(project, moved)
+        get_run_logger().warning(
+            "project %s: %d item(s) changed since people were asked (%s): their old tasks and "
+            "answers are kept, set aside, and people are asked again on new tasks",
+            project,
+            len(moved),
+            preview([m.rsplit("@", 1)[0] for m in moved.values()]),
+        )
+    return len(moved)
 
 
 @task(name="simulate_labelers", cache_policy=NO_CACHE, on_completion=[stage_finished])

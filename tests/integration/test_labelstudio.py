@@ -23,6 +23,8 @@ from labelgate.bots import BotLabeler
 from labelgate.errors import DataError, ServiceError
 from labelgate.labelconfig import label_config
 from labelgate.labelstudio import LabelStudio
+from labelgate.store import LabelStore
+from tasks.annotation_sync import set_aside_in_mirror, sync_annotations
 
 from .conftest import LabelStudioServer
 
@@ -161,6 +163,44 @@ def test_an_item_whose_content_changed_since_its_task_was_made_is_named_not_reus
         assert client.changed_items(other, own.assign(content_hash="abd")) == ["item-00000"]
     finally:
         client.delete_project(other)
+
+
+def test_a_changed_item_asked_again_gets_a_new_task_and_its_old_answers_are_kept_aside(
+    client: LabelStudio, project: int, tmp_path
+) -> None:
+    """``review.changed_items: ask_again``: the old task keeps its answers under another id, is
+    offered to nobody, and the item gets one new task; the mirror moves the old answers too, and
+    a rerun sets nothing aside twice and makes no duplicate."""
+    items = _items(5)
+    client.import_items(project, items)
+    index = client.task_index(project)
+    client.create_annotation(index["item-00002"], "food", project_id=project)
+    store = LabelStore(str(tmp_path / "store"))
+    before = sync_annotations(client, store, project, classes=CLASSES)
+    assert before["item_id"].tolist() == ["item-00002"]
+
+    edited = items.copy()
+    edited.at[2, "data"] = {"text": "corrected text"}
+    old_hash = client._json("GET", f"/api/tasks/{index['item-00002']}/")["data"]["item_hash"]
+    moved = client.changed_tasks(project, edited)
+    assert moved == {index["item-00002"]: f"item-00002@{old_hash}"}
+    assert set_aside_in_mirror(client, store, project, moved) == 1
+    assert client.supersede_tasks(project, moved) == 1
+    assert client.import_items(project, edited) == 1
+
+    old = client._json("GET", f"/api/tasks/{index['item-00002']}/")
+    assert old["data"]["item_id"] == f"item-00002@{old_hash}" and old["data"]["text"] == "text of item-00002"
+    assert old["data"]["superseded_item_id"] == "item-00002" and old["is_labeled"]
+    after = client.task_index(project)
+    assert len(after) == 6 and after["item-00002"] != index["item-00002"]
+    assert client._json("GET", f"/api/tasks/{after['item-00002']}/")["data"]["text"] == "corrected text"
+    # the old answer is kept, under the old task's new id, in Label Studio and in the mirror
+    answers = sync_annotations(client, store, project, classes=CLASSES)
+    assert answers["item_id"].tolist() == [f"item-00002@{old_hash}"]
+    assert client.fetch_annotations(project)["item_id"].tolist() == [f"item-00002@{old_hash}"]
+    # a rerun: nothing changed any more, nothing new
+    assert client.changed_tasks(project, edited) == {}
+    assert client.import_items(project, edited) == 0
 
 
 def test_bots_annotations_are_attributed_and_synced_incrementally(

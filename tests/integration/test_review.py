@@ -186,6 +186,21 @@ def test_answers_on_items_a_later_routing_does_not_send_are_still_published(
     assert third.returncode == 1 and "made from other content" in message and repr(gold) in message
     assert store.latest_version(label_set) == version  # nothing published
 
+    # asked to, the run sets the old task aside with its answers and asks people again
+    job["review"]["changed_items"] = "ask_again"
+    spec.write_text(yaml.safe_dump(job))
+    _, fourth, _ = _published(spec, label_set, env, tmp_path)
+    assert store.latest_version(label_set) == version + 1
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        project = lineage["review"]["project_id"]
+        old = client._json("GET", f"/api/tasks/{task_id}/")
+        new_task = client.task_index(project)[gold]
+        assert old["data"]["item_id"] == f"{gold}@{'0' * 16}" and new_task != task_id
+        assert old["total_annotations"] > 0  # the answers on the old content are kept
+        answers = client.fetch_annotations(project)
+        assert (answers["task_id"] == new_task).sum() > 0  # people answered the new content
+    assert fourth.at[gold, "source"] == "gold"
+
 
 def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
     tmp_path, prefect_server, labelstudio_server

@@ -19,6 +19,7 @@ from tasks.annotation_sync import (
     mirror_key,
     next_cursor,
     reclassify,
+    set_aside_in_mirror,
     sync_annotations,
 )
 
@@ -263,3 +264,23 @@ def test_an_answer_deleted_in_label_studio_leaves_the_mirror(store):
     ls.now += 10 * SECOND
     again = sync_annotations(ls, store, 7, classes=CLASSES)
     assert not again.attrs["resynced"] and again.attrs["read"] == 0 and len(again) == 4
+
+
+def test_answers_of_a_task_set_aside_move_with_it_and_stay_moved(store):
+    """``set_aside_in_mirror`` (review.changed_items: ask_again) moves the mirrored answers of a
+    task set aside to the id the task keeps; a re-read of Label Studio's copy, older by the
+    move's microsecond, does not move them back, and moving twice changes nothing."""
+    ls = FakeLabelStudio()
+    ls.annotate(1, "i1", "cat")
+    ls.annotate(2, "i2", "dog")
+    sync_annotations(ls, store, 7, classes=CLASSES)
+    old_task = ls.rows[1]["task_id"]
+    assert set_aside_in_mirror(ls, store, 7, {old_task: "i1@abc"}) == 1
+    ls.rows[1]["item_id"] = "i1@abc"  # what Label Studio says once the task is patched
+    ls.now += SECOND // 2  # the overlap window: the same answer is read again
+    after = sync_annotations(ls, store, 7, classes=CLASSES)
+    assert after.attrs["read"] == 2  # both were read again
+    after = after.set_index("annotation_id")
+    assert after.at[1, "item_id"] == "i1@abc" and after.at[2, "item_id"] == "i2"
+    assert set_aside_in_mirror(ls, store, 7, {old_task: "i1@abc"}) == 0
+    assert set_aside_in_mirror(ls, store, 7, {}) == 0
