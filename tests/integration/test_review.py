@@ -17,6 +17,7 @@ import yaml
 from labelgate.bots import BotLabeler
 from labelgate.labelstudio import LabelStudio
 from labelgate.store import LabelStore
+from tasks.annotation_sync import sync_annotations
 from tests.conftest import make_text_frame, write_job
 
 pytestmark = pytest.mark.integration
@@ -199,6 +200,10 @@ def test_answers_on_items_a_later_routing_does_not_send_are_still_published(
         assert old["total_annotations"] > 0  # the answers on the old content are kept
         answers = client.fetch_annotations(project)
         assert (answers["task_id"] == new_task).sum() > 0  # people answered the new content
+        # the label store's mirror of the project moved the old answers with their task
+        mirror = sync_annotations(client, store, project, classes=job["schema"]["classes"])
+        assert (mirror.loc[mirror["task_id"] == task_id, "item_id"] == f"{gold}@{'0' * 16}").all()
+        assert (mirror["task_id"] == task_id).sum() == old["total_annotations"]
     assert fourth.at[gold, "source"] == "gold"
 
 
