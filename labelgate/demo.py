@@ -1,8 +1,10 @@
 """The demo job: scikit-learn's digits images with seeded label noise.
 
 ``write_demo(folder)`` writes ``digits.csv`` (64 pixel columns, some labels flipped, some items
-unlabeled), ``digits-truth.csv`` (the clean labels, for the scorecard only) and
-``digits-job.yaml``. ``scorecard`` compares a published version with the truth.
+unlabeled), ``digits-truth.csv`` (the clean labels, for the bots and the scorecard only),
+``digits-gold.csv`` (30 items whose answers an expert checked: 3 per digit, mixed into the review
+to score the labelers) and ``digits-job.yaml``. ``scorecard`` compares a published version with
+the truth.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import yaml
 from sklearn.datasets import load_digits
 
 CLASSES = [str(d) for d in range(10)]
+GOLD_PER_CLASS = 3
 
 
 def write_demo(
@@ -44,6 +47,14 @@ def write_demo(
     pd.DataFrame(
         {"id": frame["id"], "true_label": truth.astype(str), "flipped": flip, "given": label}
     ).to_csv(folder / "digits-truth.csv", index=False)
+    gold = np.sort(
+        np.concatenate(
+            [rng.choice(np.flatnonzero(truth == d), GOLD_PER_CLASS, replace=False) for d in range(10)]
+        )
+    )
+    pd.DataFrame({"id": frame["id"].iloc[gold], "label": truth[gold].astype(str)}).to_csv(
+        folder / "digits-gold.csv", index=False
+    )
     spec = {
         "name": "digits-demo",
         "dataset": {
@@ -74,6 +85,7 @@ def _review(mode: str) -> dict:
         "mode": "labelstudio",
         "annotators_per_item": 2 if mode == "bots" else 1,
         "audit_share": 0.05,
+        "gold_path": "digits-gold.csv",
         "display": "digit_image",
     }
     if mode == "bots":
@@ -92,7 +104,9 @@ def scorecard(rows: pd.DataFrame, truth_csv: Path) -> dict[str, float]:
     """How the published labels compare with the clean truth."""
     truth = pd.read_csv(truth_csv, dtype={"true_label": str, "given": str})
     merged = rows.merge(truth, left_on="item_id", right_on="id")
-    labeled = merged[merged["given"].notna()]
+    # the audit's scorecard: items that came with a label, less the gold items (an expert's
+    # answer replaces their label; the audit never had to judge them)
+    labeled = merged[merged["given"].notna() & (merged["source"] != "gold")]
     # flagged by the audit: still quarantined, or sent back to people for a re-review round
     flagged = (labeled["status"] == "quarantined") | labeled["reason"].str.contains(
         "the audit doubts this label", regex=False

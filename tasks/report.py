@@ -196,7 +196,7 @@ def build_report(
             ]
             lines += [
                 f"| {a['annotator']} | {a['answers']} | {a['agreement_with_consensus']:.2f} | "
-                f"{a['gold_answers']} | {a['gold_accuracy']:.2f} |"
+                f"{a['gold_answers']} | {_share(a['gold_accuracy'])} |"
                 for a in review["annotators"]
             ]
     audit = lineage.get("audit", {})
@@ -337,3 +337,8 @@ def report(
         description=f"Label set {spec.output.label_set} v{published.version}",
     )
     return path
+
+
+def _share(value: object) -> str:
+    """A share with two decimals; "–" where there is none (an annotator who met no gold item)."""
+    return "–" if value is None or value != value else f"{float(value):.2f}"

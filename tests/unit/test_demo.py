@@ -1,0 +1,44 @@
+"""The bundled demo's data: gold items that score the labelers, and a scorecard that leaves them
+out of the audit's figures (labelgate/demo.py)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from labelgate.demo import GOLD_PER_CLASS, scorecard, write_demo
+from labelgate.spec import load_spec
+from tasks.ingest import load_dataset, read_answers
+
+
+def test_the_demo_mixes_in_gold_items_that_the_job_reads_and_checks(tmp_path):
+    spec = load_spec(write_demo(tmp_path, review="bots"))
+    assert spec.review.gold_path is not None
+    dataset = load_dataset(spec.dataset, spec.label_schema)
+    gold = read_answers(spec.review.gold_path, dataset, column="label", id_column="id", what="gold")
+    truth = pd.read_csv(tmp_path / "digits-truth.csv", dtype=str).set_index("id")["true_label"]
+    assert len(gold) == 10 * GOLD_PER_CLASS
+    assert pd.Series(gold).value_counts().tolist() == [GOLD_PER_CLASS] * 10
+    assert all(truth[item] == label for item, label in gold.items())
+    # without people there is nobody to score
+    assert load_spec(write_demo(tmp_path / "none", review="none")).review.gold_path is None
+
+
+def test_the_scorecard_leaves_gold_items_out_of_the_audit_figures(tmp_path):
+    write_demo(tmp_path, review="bots")
+    truth = pd.read_csv(tmp_path / "digits-truth.csv", dtype={"true_label": str, "given": str})
+    gold = set(pd.read_csv(tmp_path / "digits-gold.csv", dtype=str)["id"])
+    # a published version where every label is the true one; flipped items were re-reviewed
+    rows = pd.DataFrame(
+        {
+            "item_id": truth["id"],
+            "label": truth["true_label"],
+            "status": "accepted",
+            "source": ["gold" if i in gold else "human" for i in truth["id"]],
+            "reason": ["the audit doubts this label" if f else "" for f in truth["flipped"]],
+        }
+    )
+    card = scorecard(rows, tmp_path / "digits-truth.csv")
+    planted = truth["flipped"] & truth["given"].notna()
+    assert card["planted_errors"] == int((planted & ~truth["id"].isin(gold)).sum()) < int(planted.sum())
+    assert card["recall"] == 1.0 and card["precision"] == 1.0
+    assert card["accepted_accuracy"] == 1.0 and card["labeled_by_people"] == len(truth)
