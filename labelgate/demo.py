@@ -88,6 +88,10 @@ def _review(mode: str) -> dict:
         "gold_path": "digits-gold.csv",
         "display": "digit_image",
     }
+    if mode == "people":
+        # one person at the keyboard: nobody else can give an item a second opinion (Label Studio
+        # never hands a person the same task twice), so no item asks for one
+        review["max_annotators_per_item"] = 1
     if mode == "bots":
         review["simulate"] = {
             "truth_path": "digits-truth.csv",

@@ -8,6 +8,7 @@ import pandas as pd
 from labelgate.demo import GOLD_PER_CLASS, scorecard, write_demo
 from labelgate.spec import load_spec
 from tasks.ingest import load_dataset, read_answers
+from tasks.review import most_answers
 
 
 def test_the_demo_mixes_in_gold_items_that_the_job_reads_and_checks(tmp_path):
@@ -42,3 +43,12 @@ def test_the_scorecard_leaves_gold_items_out_of_the_audit_figures(tmp_path):
     assert card["planted_errors"] == int((planted & ~truth["id"].isin(gold)).sum()) < int(planted.sum())
     assert card["recall"] == 1.0 and card["precision"] == 1.0
     assert card["accepted_accuracy"] == 1.0 and card["labeled_by_people"] == len(truth)
+
+
+def test_a_person_labeling_the_demo_alone_is_never_asked_for_a_second_opinion(tmp_path):
+    """Label Studio never hands a person the same task twice: with one person at the keyboard,
+    an item that wanted a second answer would wait forever (found by hand, 2026-12-01)."""
+    people = load_spec(write_demo(tmp_path / "people", review="people"))
+    assert people.review.annotators_per_item == 1 and most_answers(people) == 1
+    bots = load_spec(write_demo(tmp_path / "bots", review="bots"))
+    assert most_answers(bots) == 3  # three bots: the extra opinions have someone to come from
