@@ -44,6 +44,7 @@ from tasks.review import (
     most_answers,
     send_to_review,
     simulate_labelers,
+    waiting_on_nobody,
 )
 from tasks.route import route_items
 
@@ -163,6 +164,16 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
         f"{reviews.done} of {len(reviews.routed)} routed items have their answers; "
         f"label them at {reviews.project_url}"
     )
+    stuck, people = waiting_on_nobody(reviews)
+    if stuck:
+        where += (
+            f". {len(stuck)} of them ({preview(stuck)}) wait for a person who has not answered them "
+            f"yet: all {people} who have answered so far did, and Label Studio never hands anyone "
+            "the same task twice. Ask more people, or set review.max_annotators_per_item (1 for a "
+            "lone labeler), or accept the batch as it stands (accept_as_is in the Prefect UI)"
+        )
+    if stuck:
+        get_run_logger().warning("waiting for people: %s", where)
     if deployment.id:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
         # the sync and the webhook check these tasks only (flows/review_sync.py)

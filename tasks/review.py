@@ -458,6 +458,19 @@ def label_certainty(
     return _one_more_each(reviews, spec, unsure)
 
 
+def waiting_on_nobody(reviews: Reviews) -> tuple[list[str], int]:
+    """Routed items still short of answers that every person who has answered in this round
+    already answered: Label Studio never hands a person the same task twice, so they wait for
+    someone new (a lone labeler waits forever). Returns those items and how many people answered."""
+    people = set(reviews.annotations["annotator"].dropna()) if len(reviews.annotations) else set()
+    if not people:
+        return [], 0
+    by_item = reviews.annotations.groupby("item_id")["annotator"].agg(lambda a: set(a.dropna()))
+    need = reviews.routed["item_id"].map(reviews.required).fillna(1).astype(int)
+    short = reviews.routed.loc[(reviews.answered < need).to_numpy(), "item_id"]
+    return [item for item in short if people <= by_item.get(item, set())], len(people)
+
+
 def _one_more_each(reviews: Reviews, spec: LabelingJobSpec, items: list[str]) -> dict[str, int]:
     """``reviews.required`` with one more answer for each of ``items`` than it has now, up to
     :func:`most_answers`. Computed from the answers alone, so a resumed run asks for the same."""

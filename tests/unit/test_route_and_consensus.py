@@ -8,7 +8,7 @@ from tasks.consensus import (
     plurality_answers,
     unsettled_checks,
 )
-from tasks.review import Reviews, apply_reviews
+from tasks.review import Reviews, apply_reviews, waiting_on_nobody
 from tasks.route import route_items, with_earlier_answers
 
 CLASSES = ["a", "b", "c"]
@@ -447,3 +447,26 @@ def test_the_items_asked_for_one_more_annotator_are_the_same_on_a_rerun(tmp_path
         {"item_id": sorted(chosen), "annotator": "u3", "label": classes[0], "status": "ok"}
     ).assign(annotation_id=np.arange(len(chosen)) + len(answers))
     assert picked(pd.concat([answers, third], ignore_index=True)) == chosen
+
+
+def test_items_every_labeler_has_answered_and_that_want_one_more_are_named():
+    """A lone labeler cannot give an item its second opinion (Label Studio never hands anyone the
+    same task twice): the waiting message names such items, and only those."""
+    items = ["done", "wants_second", "unanswered", "other_person_left"]
+    routed = pd.DataFrame({"item_id": items, "route": "low_confidence"})
+    answers = pd.DataFrame(
+        [("done", "ann"), ("wants_second", "ann"), ("other_person_left", "ann")],
+        columns=["item_id", "annotator"],
+    ).assign(label="a", status="ok")
+    required = {"done": 1, "wants_second": 2, "unanswered": 1, "other_person_left": 2}
+    reviews = Reviews(1, "u", routed, answers, pd.DataFrame(), pd.DataFrame(), required)
+    assert waiting_on_nobody(reviews) == (["wants_second", "other_person_left"], 1)
+    # a second person who has not answered it yet can: then nothing is stuck
+    both = pd.concat(
+        [answers, pd.DataFrame([{"item_id": "done", "annotator": "bob", "label": "a", "status": "ok"}])]
+    )
+    reviews = Reviews(1, "u", routed, both, pd.DataFrame(), pd.DataFrame(), required)
+    assert waiting_on_nobody(reviews) == ([], 2)
+    assert waiting_on_nobody(
+        Reviews(1, "u", routed, answers.iloc[:0], pd.DataFrame(), pd.DataFrame(), required)
+    ) == ([], 0)
