@@ -172,7 +172,6 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
             "the same task twice. Ask more people, or set review.max_annotators_per_item (1 for a "
             "lone labeler), or accept the batch as it stands (accept_as_is in the Prefect UI)"
         )
-    if stuck:
         get_run_logger().warning("waiting for people: %s", where)
     if deployment.id:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it

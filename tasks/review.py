@@ -66,9 +66,13 @@ class Reviews:
         return self.routed["item_id"].map(counts).fillna(0).astype(int)
 
     @property
+    def short(self) -> pd.Series:
+        """(routed,) bool: items with fewer answers than they need."""
+        return self.answered < self.routed["item_id"].map(self.required).fillna(1).astype(int)
+
+    @property
     def done(self) -> int:
-        need = self.routed["item_id"].map(self.required).fillna(1).astype(int)
-        return int((self.answered >= need).sum())
+        return int((~self.short).sum())
 
     @property
     def complete(self) -> bool:
@@ -466,8 +470,7 @@ def waiting_on_nobody(reviews: Reviews) -> tuple[list[str], int]:
     if not people:
         return [], 0
     by_item = reviews.annotations.groupby("item_id")["annotator"].agg(lambda a: set(a.dropna()))
-    need = reviews.routed["item_id"].map(reviews.required).fillna(1).astype(int)
-    short = reviews.routed.loc[(reviews.answered < need).to_numpy(), "item_id"]
+    short = reviews.routed.loc[reviews.short.to_numpy(), "item_id"]
     return [item for item in short if people <= by_item.get(item, set())], len(people)
 
 
