@@ -66,7 +66,9 @@ def write_demo(
         "schema": {"classes": CLASSES, "instructions": "Which digit (0-9) does the 8x8 image show?"},
         "autolabel": {"target_accuracy": 0.98},
         "review": _review(review),
-        "output": {"label_set": "digits"},
+        # labeling by hand gets a label set (and a Label Studio project) of its own: the bots'
+        # project of an earlier `make demo` already holds their answers to the same items
+        "output": {"label_set": "digits-by-hand" if review == "people" else "digits"},
         "rights": {
             "license": "CC-BY-4.0",
             "source": "UCI ML hand-written digits, as shipped with scikit-learn",

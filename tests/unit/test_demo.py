@@ -52,3 +52,8 @@ def test_a_person_labeling_the_demo_alone_is_never_asked_for_a_second_opinion(tm
     assert people.review.annotators_per_item == 1 and most_answers(people) == 1
     bots = load_spec(write_demo(tmp_path / "bots", review="bots"))
     assert most_answers(bots) == 3  # three bots: the extra opinions have someone to come from
+
+
+def test_labeling_the_demo_by_hand_starts_from_a_project_the_bots_have_not_answered(tmp_path):
+    by_hand = load_spec(write_demo(tmp_path / "people", review="people")).output.label_set
+    assert by_hand != load_spec(write_demo(tmp_path / "bots", review="bots")).output.label_set
