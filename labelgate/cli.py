@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 from enum import StrEnum
 from pathlib import Path
@@ -103,38 +104,54 @@ def _quiet_prefect(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 
+class _ReportedByTheCli(logging.Filter):
+    """Prefect logs a traceback for any exception that ends a flow run. A ``LabelgateError`` (bad
+    input, people still labeling, a gate) is reported by the CLI itself, as one ``error:`` line
+    that names what is wrong and where; on the console, Prefect's copy is dropped (the Prefect UI
+    keeps it). Anything else still shows its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, LabelgateError)
+
+
 def _run_with_progress(spec):
     """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly."""
     from flows.labeling_job import labeling_job
     from labelgate import progress
 
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} stages"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        job = bar.add_task(f"{spec.name}: ingest", total=len(progress.STAGES))
+    for handler in logging.getLogger().handlers:  # the console handler of Prefect's logging setup
+        if not any(isinstance(f, _ReportedByTheCli) for f in handler.filters):
+            handler.addFilter(_ReportedByTheCli())
 
-        def advance(stage: str, state: str) -> None:
-            if stage not in progress.STAGES:
-                bar.update(job, description=f"{spec.name}: {stage}")
-                return
-            done = progress.STAGES.index(stage) + 1
-            following = progress.STAGES[done] if done < len(progress.STAGES) else "done"
-            bar.update(job, completed=done, description=f"{spec.name}: {following}")
+    try:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} stages"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            job = bar.add_task(f"{spec.name}: ingest", total=len(progress.STAGES))
 
-        unsubscribe = progress.subscribe(advance)
-        try:
-            with temporary_server.in_use():
-                return labeling_job(spec)
-        except LabelgateError as exc:
-            raise _fail(exc) from None
-        finally:
-            unsubscribe()
+            def advance(stage: str, state: str) -> None:
+                if stage not in progress.STAGES:
+                    bar.update(job, description=f"{spec.name}: {stage}")
+                    return
+                done = progress.STAGES.index(stage) + 1
+                following = progress.STAGES[done] if done < len(progress.STAGES) else "done"
+                bar.update(job, completed=done, description=f"{spec.name}: {following}")
+
+            unsubscribe = progress.subscribe(advance)
+            try:
+                with temporary_server.in_use():
+                    return labeling_job(spec)
+            finally:
+                unsubscribe()
+    except LabelgateError as exc:  # reported once the progress bar has stopped
+        raise _fail(exc) from None
 
 
 def _summarise(published) -> None:

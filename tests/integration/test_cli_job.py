@@ -94,6 +94,7 @@ def test_bad_spec_and_bad_data_exit_non_zero_with_the_problem_named(tmp_path, pr
     result = _cli("run", str(write_job(tmp_path / "bad", frame)), env=env, cwd=tmp_path)
     assert result.returncode == 1
     assert "'weather' not in schema.classes" in result.stderr
+    assert "Traceback" not in result.stderr  # the problem named, not Prefect's traceback of it
     assert LabelStore(str(tmp_path / "store")).latest_version("texts") is None
 
 
