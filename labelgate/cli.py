@@ -51,7 +51,7 @@ def run(
         spec = load_spec(spec_path)
     except LabelgateError as exc:
         raise _fail(exc, 2) from None
-    _summarise(_run_with_progress(spec))
+    _summarise(_run_with_progress(spec, verbose=verbose))
 
 
 @app.command()
@@ -75,7 +75,7 @@ def demo(
         raise _fail(LabelgateError(f"--review must be none, bots or people; got {review!r}"), 2)
     spec_path = write_demo(folder, review=review)
     console.print(f"demo data and spec written to {folder}/ (spec: {spec_path})")
-    published = _run_with_progress(load_spec(spec_path))
+    published = _run_with_progress(load_spec(spec_path), verbose=verbose)
     _summarise(published)
     rows = LabelStore().read(published.label_set, published.version)
     score = scorecard(rows, folder / "digits-truth.csv")
@@ -115,12 +115,13 @@ class _ReportedByTheCli(logging.Filter):
         return not isinstance(exc, LabelgateError)
 
 
-def _run_with_progress(spec):
-    """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly."""
+def _run_with_progress(spec, *, verbose: bool = False):
+    """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly
+    (``verbose``: Prefect's traceback of it shows as well)."""
     from flows.labeling_job import labeling_job
     from labelgate import progress
 
-    for handler in logging.getLogger().handlers:  # the console handler of Prefect's logging setup
+    for handler in [] if verbose else logging.getLogger().handlers:  # Prefect's console handler
         if not any(isinstance(f, _ReportedByTheCli) for f in handler.filters):
             handler.addFilter(_ReportedByTheCli())
 
