@@ -2,7 +2,7 @@
 
 The labeling-cost target (>= 0.99 accuracy at <= 0.35 human labels per item) can only be met if
 the gate auto-accepts machine labels, and the gate accepts a machine label only where its
-threshold is certified (``tasks.gate.tune_thresholds``: a Wilson 95% lower bound >= the target,
+threshold is certified (``tasks.gate.tune_thresholds``: a one-sided 95% lower bound >= the target,
 fixed-sequence tested on out-of-sample predictions). This benchmark measures, in the best case,
 how much evidence that takes: ``size`` items drawn at random, labeled with their *true* label
 (as if people had settled them for free, with no answer wasted), out-of-sample probabilities from

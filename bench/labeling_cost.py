@@ -124,7 +124,7 @@ class Policy:
     target_accuracy: float = TARGET_ACCURACY
     machine_gate: bool = True
     """The pipeline's machine-label gate (``tasks.gate.verify_machine_labels``): the audit sample
-    is at least ``labels_needed(target)`` (0.99: 380) of the auto-accepted machine labels; when
+    is at least ``labels_needed(target)`` (0.99: 299) of the auto-accepted machine labels; when
     people's answers on it put them under the target, the ones under the raised threshold go to
     people too (a second round)."""
 
@@ -675,7 +675,7 @@ def report(results: list, seed: int, policy: Policy, command: str) -> str:
         "flow's `review.learning`, `tasks/learning.py`) label a random batch of the items under "
         "the thresholds, adjudicated like checked machine labels, and retrain, until the "
         "thresholds accept `stop_share` of the rest; the last round sends all routed items "
-        "plus the audit sample (at least `labels_needed(target)`, 0.99: 381). Items people label "
+        "plus the audit sample (at least `labels_needed(target)`, 0.99: 299). Items people label "
         "for their label (below the threshold, or demoted by the gate) are settled by "
         "settle_routed='posterior': until the posterior of their most likely class (model "
         f"probabilities as the prior, answers right with probability {policy.assumed_accuracy}) "

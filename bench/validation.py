@@ -11,7 +11,7 @@ same data, same seeds, same machine, in one run:
     - ``fixed 0.95``: accept every machine label with confidence >= 0.95; people label the rest.
     - ``tuned``: people check a random sample of ``--samples`` items (300 and 900); labelgate's
       ``tasks.gate.tune_thresholds`` picks per-class thresholds on it for the target accuracy
-      (0.95, Wilson 95% lower bound); machine labels of the other items are accepted at or above
+      (0.95, one-sided 95% lower bound, exact); machine labels of the other items are accepted at or above
       their class threshold; people label the rest. Human labels = the sample + the rest.
     Reported: share of items auto-accepted, accuracy of the auto-accepted labels against the
     truth, human labels used, and whether the accepted accuracy reaches the target.
@@ -528,7 +528,8 @@ def run(
             "",
             *summary,
             "",
-            "Tuned thresholds are certified by fixed-sequence testing (Wilson 95% lower bound per class); "
+            "Tuned thresholds are certified by fixed-sequence testing (one-sided 95% lower bound per "
+            "class, exact); "
             "see `tasks/gate.py`.",
             "",
             *[

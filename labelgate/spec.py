@@ -173,7 +173,7 @@ class ReviewSpec(_Strict):
         ge=0,
         le=1,
         description="Share of auto-accepted machine labels sent to people to measure their accuracy "
-        "(at least as many as can verify autolabel.target_accuracy, 0.98: 189; 0 turns the audit off).",
+        "(at least as many as can verify autolabel.target_accuracy, 0.98: 149; 0 turns the audit off).",
     )
     probe: bool = Field(
         default=True,
@@ -305,7 +305,7 @@ class ValidationSpec(_Strict):
     low_machine_accuracy: Literal["needs_review", "stop"] = Field(
         default="needs_review",
         description="When people's answers on the audit sample put the machine labels' accuracy "
-        "(Wilson 95% lower bound) under autolabel.target_accuracy: 'needs_review' raises the "
+        "(one-sided 95% lower bound) under autolabel.target_accuracy: 'needs_review' raises the "
         "threshold and sends the machine labels under it to people in a second review round of "
         "the same run (those still unanswered stay out of the accepted view); 'stop' "
         "publishes nothing.",

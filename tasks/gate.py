@@ -1,8 +1,8 @@
 """gate: per-class confidence thresholds for accepting machine labels.
 
 A machine label of class c is accepted only when the model's probability reaches ``threshold[c]``,
-the lowest threshold at which the lower bound of a Wilson interval on the estimated accuracy of
-predictions of c still reaches the target.
+the lowest threshold at which the one-sided 95% lower bound on the accuracy of predictions of c
+(exact, Clopper-Pearson: :func:`accuracy_lower_bound`) still reaches the target.
 
 The evidence is the out-of-sample predictions on every item that came with a label, scored
 against that given label, except labels the file says a model made (``dataset.label_source_column``;
@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from scipy.stats import beta
 
 from labelgate.errors import GateError
 from labelgate.progress import stage_finished
@@ -35,24 +36,38 @@ from tasks.ingest import Dataset
 
 Z_95 = 1.959963984540054
 
+#: Confidence of every accuracy bound the gate states ("at least the target, with 95% confidence").
+CONFIDENCE = 0.95
 
-def wilson_lower(correct: np.ndarray | float, total: np.ndarray | float, *, z: float = Z_95):
-    """Lower bound of the Wilson score interval for ``correct / total`` (0 where total is 0)."""
-    correct = np.asarray(correct, dtype=float)
+
+def accuracy_lower_bound(
+    correct: np.ndarray | float, total: np.ndarray | float, *, confidence: float = CONFIDENCE
+):
+    """One-sided lower confidence bound on an accuracy seen as ``correct`` right of ``total``
+    (0 where total or correct is 0).
+
+    Exact (Clopper-Pearson): the true accuracy lies under it with probability at most
+    ``1 - confidence``, whatever the accuracy, so "the bound reaches the target" is a one-sided
+    test at that level. With every answer right it is ``(1 - confidence) ** (1 / total)``: 0.99
+    at 95% takes 299 right of 299 (:func:`labels_needed`). Until 2026-12-01 the gate used the
+    lower end of a two-sided 95% Wilson interval, a 97.5% one-sided bound in effect (0.99 took
+    381 of 381) and an approximation that can fall short of its level near 1.
+    """
+    correct = np.rint(np.asarray(correct, dtype=float))
     total = np.asarray(total, dtype=float)
+    usable = (total > 0) & (correct > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        p = correct / total
-        centre = p + z * z / (2 * total)
-        spread = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-        lower = (centre - spread) / (1 + z * z / total)
-    return np.where(total > 0, lower, 0.0)
+        wrong = np.where(usable, total - correct, 0)
+        lower = beta.ppf(1 - confidence, np.where(usable, correct, 1), wrong + 1)
+    return np.where(usable, lower, 0.0)
 
 
 def threshold_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np.ndarray]:
     """Coverage and accuracy of accepting predictions with confidence >= t, for every t.
 
     confidence: (m,) floats; correct: (m,) bools. Returns arrays sorted by descending threshold:
-    ``threshold``, ``coverage`` (share accepted), ``accuracy`` and ``accuracy_lower`` (Wilson).
+    ``threshold``, ``coverage`` (share accepted), ``accuracy`` and ``accuracy_lower``
+    (:func:`accuracy_lower_bound`).
     """
     order = np.argsort(-confidence, kind="stable")
     conf = confidence[order]
@@ -64,7 +79,7 @@ def threshold_curve(confidence: np.ndarray, correct: np.ndarray) -> dict[str, np
         "threshold": conf[cut],
         "coverage": total[cut] / max(len(conf), 1),
         "accuracy": hits[cut] / total[cut],
-        "accuracy_lower": wilson_lower(hits[cut], total[cut]),
+        "accuracy_lower": accuracy_lower_bound(hits[cut], total[cut]),
     }
 
 
@@ -73,9 +88,10 @@ GRID_STEP = 1.1
 
 
 def powered_size(target: float) -> int:
-    """The size at which a set whose accuracy lies halfway between the target and 1 passes the
-    Wilson bound (0.95: 150 items; 0.98: 380): where the fixed sequence starts, so that one early
-    error does not end the scan."""
+    """The size at which a set whose accuracy lies halfway between the target and 1 passes a
+    normal-approximation bound at z = 1.96 (0.95: 150 items; 0.98: 380; 0.99: 764): where the
+    fixed sequence starts, so that one early error does not end the scan. A sample size of the
+    design, not a test: :func:`accuracy_lower_bound` tests."""
     middle = (1 + target) / 2
     return math.ceil(Z_95 * Z_95 * middle * (1 - middle) / (middle - target) ** 2)
 
@@ -91,7 +107,7 @@ def _first_size(target: float, available: int) -> int:
 def lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float) -> dict[str, float]:
     """The lowest threshold certified by fixed-sequence testing.
 
-    Scanning every threshold and keeping the lowest whose Wilson bound passes is a
+    Scanning every threshold and keeping the lowest whose bound passes is a
     multiple-comparison trap: among hundreds of tries, one passes by luck (on 10 classes with 5%
     errors at every confidence, something was certified in 16 of 100 trials; this way, in 2:
     ``tests/unit/test_gate.py``). Here the thresholds are
@@ -105,7 +121,7 @@ def lowest_certified(confidence: np.ndarray, correct: np.ndarray, target: float)
         return entry
     curve = threshold_curve(confidence, correct)
     counts = np.rint(curve["coverage"] * len(confidence))
-    lower = wilson_lower(curve["accuracy"] * counts, counts)
+    lower = accuracy_lower_bound(curve["accuracy"] * counts, counts)
     size = float(_first_size(target, len(confidence)))
     tested: list[int] = []
     while True:
@@ -164,7 +180,7 @@ def tune_thresholds(
                 "threshold": pooled["threshold"],
                 "coverage": float(chosen.mean()) if mask.any() else 0.0,
                 "accuracy": hits / chosen.sum() if chosen.any() else float("nan"),
-                "accuracy_lower": float(wilson_lower(hits, int(chosen.sum()))),
+                "accuracy_lower": float(accuracy_lower_bound(hits, int(chosen.sum()))),
                 "basis": "pooled",
             }
         entry["support"] = int(mask.sum())
@@ -239,15 +255,16 @@ def machine_label_gate(
 
 
 def labels_needed(target_accuracy: float, *, limit: int = 100_000) -> int:
-    """The fewest checked labels, all of them right, whose Wilson 95% lower bound reaches
-    ``target_accuracy`` (0.98 needs 189): a floor on the audit sample that can verify it."""
+    """The fewest checked labels, all of them right, whose 95% lower bound
+    (:func:`accuracy_lower_bound`) reaches ``target_accuracy`` (0.98 needs 149, 0.99 needs 299):
+    a floor on the audit sample that can verify it."""
     n = 1
-    while n <= limit and float(wilson_lower(n, n)) < target_accuracy:
+    while n <= limit and float(accuracy_lower_bound(n, n)) < target_accuracy:
         n = n * 2 if n < 64 else n + max(1, n // 50)
     lo = max(1, n // 2)
     while lo < n:  # smallest n that reaches it
         mid = (lo + n) // 2
-        if float(wilson_lower(mid, mid)) >= target_accuracy:
+        if float(accuracy_lower_bound(mid, mid)) >= target_accuracy:
             n = mid
         else:
             lo = mid + 1
@@ -293,7 +310,7 @@ def verify_machine_labels(
 
     - ``unverified``: nobody checked a sample (review mode none, or audit share 0); the rows are
       returned unchanged and the verdict says so;
-    - ``verified``: the Wilson 95% lower bound reaches the target;
+    - ``verified``: the 95% lower bound (:func:`accuracy_lower_bound`) reaches the target;
     - ``below_target``: it does not. The threshold is raised to the lowest confidence at which
       the audited machine labels at or above it certify the target (``inf`` when none does), and
       auto-accepted machine labels under it become ``needs_review``: kept with their reason,
@@ -302,7 +319,7 @@ def verify_machine_labels(
       evidence: ``(confidence, right)`` of out-of-sample predictions on labeled items), the
       raised threshold is the lowest that the audit sample and that evidence certify together:
       the audit alone, at its smallest, certifies a high target only with no wrong answer at all
-      (0.99: 381 of 381), so one error would send every machine label to people.
+      (0.99: 299 of 299), so one error would send every machine label to people.
 
     Returns ``(rows, verdict)``; verdict has ``status, checked, correct, estimate, lower_95,
     target, needed, raised_threshold, demoted, why`` (and ``demoted_ids`` when below target, for
@@ -349,7 +366,7 @@ def verify_machine_labels(
     right = np.array([prior.at[i, "label"] in said.get(i, ()) for i in answered])
     confidence = prior.loc[answered, "confidence"].to_numpy(dtype=float)
     correct = int(right.sum())
-    lower = float(wilson_lower(correct, len(answered)))
+    lower = float(accuracy_lower_bound(correct, len(answered)))
     verdict.update(correct=correct, estimate=correct / len(answered), lower_95=lower)
     if lower >= target_accuracy:
         verdict.update(

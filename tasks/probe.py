@@ -2,8 +2,9 @@
 confident machine labels first, instead of labeling all of them.
 
 The thresholds are tuned on the given labels (``tasks/gate.py``): a random sample of the data.
-Its few items in the high-confidence region cannot certify a threshold there (a Wilson bound at
-0.95 needs about 150 answers; a random 900 of 13,891 texts put 24 above p = 0.95), so such a class
+Its few items in the high-confidence region cannot certify a threshold there (the gate's bound at
+0.95 needs at least 59 answers, all right, and about 150 at the accuracy halfway to 1; a random
+900 of 13,891 texts put 24 above p = 0.95), so such a class
 gets no threshold and every one of its machine labels goes to people. A probe puts the checks
 where the decision is. In review mode, for each class without a threshold:
 
@@ -12,7 +13,7 @@ where the decision is. In review mode, for each class without a threshold:
 2. ``tasks.route.route_items`` sends a seeded random sample of :func:`tasks.gate.powered_size`
    of them to people (route ``probe``; the review round adjudicates each like an audited label);
 3. :func:`verify_probes`: people's answers on that sample certify a threshold inside the region by
-   the same fixed-sequence Wilson test as the gate. Provisional machine labels under it go to
+   the same fixed-sequence test as the gate. Provisional machine labels under it go to
    people (route ``probe_demoted``, in the second review round of the same run), so nothing is
    published on a probe that did not certify it; unanswered probes certify nothing.
 

@@ -123,7 +123,7 @@ def build_report(
             "",
             f"Target accuracy {lineage.get('target_accuracy')}. Estimated from out-of-sample "
             f"predictions scored against {_evidence_text(lineage.get('threshold_evidence'))}, noise "
-            "included (Wilson 95% lower bound; noisy given labels make this conservative); "
+            "included (one-sided 95% lower bound, exact; noisy given labels make this conservative); "
             + (
                 "no machine label was published without a person's answer."
                 if not c["source"].get("model")

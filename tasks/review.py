@@ -37,7 +37,7 @@ from tasks.consensus import (
     unsettled_checks,
     unsure_labels,
 )
-from tasks.gate import wilson_lower
+from tasks.gate import accuracy_lower_bound
 from tasks.ingest import Dataset, read_answers
 from tasks.route import CHECK_ROUTES, LABEL_ROUTES, with_earlier_answers
 
@@ -151,7 +151,7 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
       where CROWDLAB's label is one no reviewer gave (it weighed the model over every answer),
       the reason says so and ``labels_no_reviewer_gave`` counts it;
     - items nobody answered usably keep their status and reason.
-    The summary measures the machine labels on the audit sample (Wilson interval) and how many
+    The summary measures the machine labels on the audit sample (95% lower bound) and how many
     quarantine flags people confirmed, both against people's own answers
     (:func:`tasks.consensus.plurality_answers`), not the consensus, which has the model in it: a
     machine label (or a flagged given label) counts as right when it is among the labels people
@@ -197,7 +197,7 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
         "checked": sample_n,
         "correct": sample_hits,
         "estimate": sample_hits / sample_n if sample_n else None,
-        "lower_95": float(wilson_lower(sample_hits, sample_n)) if sample_n else None,
+        "lower_95": float(accuracy_lower_bound(sample_hits, sample_n)) if sample_n else None,
     }
     summary["labels_no_reviewer_gave"] = model_sided
     summary["quarantine_resolution"] = {

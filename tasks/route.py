@@ -62,7 +62,7 @@ def route_items(
     rows: the decided label-set rows (``item_id, status, source, reason, ...``).
     audit_share: share (0..1) of auto-accepted machine labels sampled for a human check.
     minimum_audit: the audit sample's floor (all of them when fewer), so that it can verify the
-    target at all: the flow passes ``tasks.gate.labels_needed(target)`` (0.98: 189). Used only
+    target at all: the flow passes ``tasks.gate.labels_needed(target)`` (0.98: 149). Used only
     when ``audit_share`` > 0.
     demoted_ids: machine labels the machine-label gate sent back (those not already routed).
     probe: class -> probe size (``tasks.probe.probe_sizes``): that many of the class's accepted

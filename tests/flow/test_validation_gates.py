@@ -14,6 +14,7 @@ from flows.labeling_job import labeling_job
 from labelgate.errors import GateError, RightsError
 from labelgate.spec import load_spec
 from labelgate.store import LabelStore
+from tasks.gate import labels_needed
 from tasks.route import route_items
 from tests.conftest import make_text_frame, write_job
 
@@ -238,7 +239,7 @@ def test_labels_a_model_made_cannot_certify_machine_labels(tmp_path):
     audited like any given label, but the thresholds rest only on the labels people made."""
     frame = _frame(seed=3)
     labeled = frame["label"].notna()
-    frame["source"] = np.where(labeled.to_numpy() & (np.arange(len(frame)) % 3 > 0), "model", "human")
+    frame["source"] = np.where(labeled.to_numpy() & (np.arange(len(frame)) % 5 > 0), "model", "human")
     trusting = load_spec(write_job(tmp_path / "plain", frame.drop(columns="source"), autolabel=AUTOLABEL))
     exported = load_spec(write_job(tmp_path / "export", frame, label_set="again", autolabel=AUTOLABEL))
 
@@ -257,7 +258,9 @@ def test_labels_a_model_made_cannot_certify_machine_labels(tmp_path):
         "label_source_column": "source",
     }
     # with every given label as evidence the thresholds certify the target; with the people-made
-    # third alone (21 labels) they cannot, and no machine label is accepted
+    # fifth alone (under the 19 right answers that can certify 0.85 at all) they cannot, and no
+    # machine label is accepted
+    assert again["threshold_evidence"]["used"] < labels_needed(0.85)
     assert any(np.isfinite(t["threshold"]) for t in plain["thresholds"].values())
     assert not any(np.isfinite(t["threshold"]) for t in again["thresholds"].values())
     rows = store.read("again")

@@ -1,13 +1,26 @@
 import numpy as np
 
-from tasks.gate import threshold_curve, tune_thresholds, wilson_lower
+from tasks.gate import accuracy_lower_bound, threshold_curve, tune_thresholds
 
 
-def test_wilson_lower_bound_is_below_the_rate_and_tightens_with_n():
-    small = wilson_lower(9, 10)
-    large = wilson_lower(900, 1000)
+def test_the_lower_bound_is_below_the_rate_and_tightens_with_n():
+    small = accuracy_lower_bound(9, 10)
+    large = accuracy_lower_bound(900, 1000)
     assert small < 0.9 and large < 0.9
     assert large > small
+
+
+def test_the_lower_bound_is_the_exact_one_sided_95_percent_bound():
+    from scipy.stats import binomtest
+
+    for correct, total in [(1, 1), (9, 10), (299, 299), (995, 1000), (50, 200)]:
+        exact = binomtest(correct, total, alternative="greater").proportion_ci(confidence_level=0.95).low
+        assert abs(float(accuracy_lower_bound(correct, total)) - exact) < 1e-9
+    assert float(accuracy_lower_bound(0, 10)) == 0.0 and float(accuracy_lower_bound(0, 0)) == 0.0
+    # it holds its level: a set exactly at 0.99 passes a 0.99 target in at most 5% of samples
+    rng = np.random.default_rng(0)
+    right = rng.binomial(400, 0.99, size=20_000)
+    assert (accuracy_lower_bound(right, 400) >= 0.99).mean() <= 0.05
 
 
 def test_threshold_curve_accuracy_falls_as_coverage_grows():
@@ -140,10 +153,10 @@ def test_machine_labels_below_target_raise_the_threshold_and_leave_the_accepted_
 
 
 def test_a_few_checks_cannot_verify_a_high_target_and_the_verdict_says_how_many_would():
-    from tasks.gate import labels_needed, verify_machine_labels, wilson_lower
+    from tasks.gate import accuracy_lower_bound, labels_needed, verify_machine_labels
 
-    assert labels_needed(0.98) == 189
-    assert wilson_lower(189, 189) >= 0.98 > wilson_lower(188, 188)
+    assert labels_needed(0.98) == 149
+    assert accuracy_lower_bound(149, 149) >= 0.98 > accuracy_lower_bound(148, 148)
     before = _machine_rows()
     audited = set(before["item_id"][:10])
     after = _answer(before, audited, set())
@@ -152,7 +165,7 @@ def test_a_few_checks_cannot_verify_a_high_target_and_the_verdict_says_how_many_
     )
     assert verdict["status"] == "below_target" and verdict["raised_threshold"] == float("inf")
     assert (rows.loc[rows["source"] == "model", "status"] == "needs_review").all()
-    assert "at least 189 checked labels" in verdict["why"]
+    assert "at least 149 checked labels" in verdict["why"]
 
 
 def test_tune_thresholds_without_pooled_fallback_rejects_a_thin_class():
