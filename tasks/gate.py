@@ -254,20 +254,21 @@ def machine_label_gate(
     return rows, verdict
 
 
-def labels_needed(target_accuracy: float, *, limit: int = 100_000) -> int:
+#: What :func:`labels_needed` answers for a target of 1.0, which no finite sample certifies.
+NEVER_ENOUGH = 100_000
+
+
+def labels_needed(target_accuracy: float) -> int:
     """The fewest checked labels, all of them right, whose 95% lower bound
     (:func:`accuracy_lower_bound`) reaches ``target_accuracy`` (0.98 needs 149, 0.99 needs 299):
-    a floor on the audit sample that can verify it."""
-    n = 1
-    while n <= limit and float(accuracy_lower_bound(n, n)) < target_accuracy:
-        n = n * 2 if n < 64 else n + max(1, n // 50)
-    lo = max(1, n // 2)
-    while lo < n:  # smallest n that reaches it
-        mid = (lo + n) // 2
-        if float(accuracy_lower_bound(mid, mid)) >= target_accuracy:
-            n = mid
-        else:
-            lo = mid + 1
+    a floor on the audit sample that can verify it. With n of n right the bound is
+    ``(1 - CONFIDENCE) ** (1 / n)``, so n is the smallest with ``n >= log(1 - CONFIDENCE) /
+    log(target)``. No number of checks certifies 1.0: that returns :data:`NEVER_ENOUGH`."""
+    if target_accuracy >= 1:
+        return NEVER_ENOUGH
+    n = max(1, math.ceil(math.log(1 - CONFIDENCE) / math.log(target_accuracy)))
+    while float(accuracy_lower_bound(n, n)) < target_accuracy:  # rounding in the last digit
+        n += 1
     return n
 
 
