@@ -51,7 +51,7 @@ def accuracy_lower_bound(
     test at that level. With every answer right it is ``(1 - confidence) ** (1 / total)``: 0.99
     at 95% takes 299 right of 299 (:func:`labels_needed`). Until 2026-12-01 the gate used the
     lower end of a two-sided 95% Wilson interval, a 97.5% one-sided bound in effect (0.99 took
-    381 of 381) and an approximation that can fall short of its level near 1.
+    381 of 381), and an approximation whose coverage is not guaranteed.
     """
     correct = np.rint(np.asarray(correct, dtype=float))
     total = np.asarray(total, dtype=float)
