@@ -6,6 +6,10 @@ incremental annotation sync and no retry policy we control, and its errors can c
 details. Everything that talks to Label Studio goes through this class; flows and tasks get an
 instance injected (tests pass a fake with the same methods).
 
+What goes over the wire (the task an item becomes, the Data Manager's filters, the reading of
+answers, times and error bodies) is built and read by pure functions in
+:mod:`labelgate.labelstudio_wire`; this module makes the calls.
+
 Endpoints used (Label Studio 1.23, Community edition):
 
 - projects: ``GET/POST /api/projects/``, ``PATCH/DELETE /api/projects/{id}/``;
@@ -27,22 +31,20 @@ only ever put in the ``Authorization`` header: it is scrubbed from every message
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pandas as pd
 
+from labelgate import labelstudio_wire as wire
 from labelgate.errors import DataError, LabelgateError, ServiceError, preview
 from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY, SUPERSEDED_KEY
+from labelgate.labelstudio_wire import ChoiceControl, superseded_id
 
 logger = logging.getLogger(__name__)
 
@@ -66,9 +68,6 @@ ANNOTATION_COLUMNS = (
 #: Columns of ``list_tasks``.
 TASK_COLUMNS = ("task_id", "item_id", "annotator_ids", "total_annotations", "cancelled_annotations")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_DM_DATETIME = "%Y-%m-%dT%H:%M:%S.%fZ"  # the Data Manager's filter format (UTC)
-_ERROR_TEXT_LIMIT = 600
 _IN_LIST_CHUNK = 500  # item ids per Data Manager "in list" filter
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -79,15 +78,6 @@ class _Transient(Exception):
     def __init__(self, message: str, *, sent: bool) -> None:
         super().__init__(message)
         self.sent = sent
-
-
-@dataclass(frozen=True)
-class ChoiceControl:
-    """The project's ``<Choices>`` control: result names and the classes the config offers."""
-
-    from_name: str
-    to_name: str
-    labels: tuple[str, ...]
 
 
 class LabelStudio:
@@ -226,7 +216,7 @@ class LabelStudio:
             for key, value in settings.items()
             if key != "label_config" and project.get(key) != value
         }
-        if _squash(project.get("label_config", "")) != _squash(label_config):
+        if wire.squash(project.get("label_config", "")) != wire.squash(label_config):
             changed["label_config"] = label_config
         if changed:
             self._json("PATCH", f"/api/projects/{project['id']}/", json=changed)
@@ -325,7 +315,7 @@ class LabelStudio:
         int
             The number of tasks created by this call (0 on a complete rerun).
         """
-        frame = _check_items(items)
+        frame = wire.check_items(items)
         if chunk_size < 1:
             raise LabelgateError(f"chunk_size must be >= 1; got {chunk_size}")
         if frame.empty:
@@ -352,7 +342,7 @@ class LabelStudio:
             if not chunk.empty:
                 created += self._import_chunk(project_id, chunk, control)
         if changed:
-            raise DataError(_changed_message(project_id, changed))
+            raise DataError(wire.changed_message(project_id, changed))
         logger.info(
             "imported %d new tasks into Label Studio project %s (%d already there)",
             created,
@@ -399,18 +389,18 @@ class LabelStudio:
         """
         filters = []
         if exclude_annotator is not None:
-            filters.append(_dm_filter("annotators", "not_contains", int(exclude_annotator), "List"))
+            filters.append(wire.dm_filter("annotators", "not_contains", int(exclude_annotator), "List"))
         if fewer_annotations_than is not None:
-            filters.append(_dm_filter("total_annotations", "less", int(fewer_annotations_than), "Number"))
+            filters.append(wire.dm_filter("total_annotations", "less", int(fewer_annotations_than), "Number"))
         if unlabeled:  # the Data Manager's completed_at is set exactly when the task is_labeled
-            filters.append(_dm_filter("completed_at", "empty", True, "Datetime"))
+            filters.append(wire.dm_filter("completed_at", "empty", True, "Datetime"))
         for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
             for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
                 yield {
                     "task_id": int(task["id"]),
                     "item_id": None if item_id is None else str(item_id),
-                    "annotator_ids": _user_ids(task.get("annotators")),
+                    "annotator_ids": wire.user_ids(task.get("annotators")),
                     "total_annotations": int(task.get("total_annotations") or 0),
                     "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
                     "overlap": int(task.get("overlap") or 1),
@@ -430,7 +420,7 @@ class LabelStudio:
         ids = sorted(wanted)
         for start in range(0, len(ids), _IN_LIST_CHUNK):
             chunk = ids[start : start + _IN_LIST_CHUNK]
-            filters = [_dm_filter("data.item_id", "in_list", chunk, "String")]
+            filters = [wire.dm_filter("data.item_id", "in_list", chunk, "String")]
             for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
                 for task in tasks:
                     n = wanted.get(str((task.get("data") or {}).get(ITEM_ID_KEY)))
@@ -450,11 +440,11 @@ class LabelStudio:
         filters = []
         if min_annotations is not None:
             filters.append(
-                _dm_filter("total_annotations", "greater_or_equal", int(min_annotations), "Number")
+                wire.dm_filter("total_annotations", "greater_or_equal", int(min_annotations), "Number")
             )
         if labeled is not None:
-            filters.append(_dm_filter("completed_at", "empty", not labeled, "Datetime"))
-        params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
+            filters.append(wire.dm_filter("completed_at", "empty", not labeled, "Datetime"))
+        params = wire.dm_params(project_id, fields="task_only", filters=filters, page_size=1)
         return int(self._json("GET", "/api/tasks/", params=params).get("total", 0))
 
     def list_tasks(self, project_id: int, *, exclude_annotator: int | None = None) -> pd.DataFrame:
@@ -513,10 +503,10 @@ class LabelStudio:
         """
         control = self.choice_control(project_id)
         valid = set(control.labels if classes is None else classes)
-        since_time = _EPOCH + timedelta(microseconds=int(since))
+        since_time = wire.EPOCH + timedelta(microseconds=int(since))
         filters = [
-            _dm_filter("updated_at", "greater", since_time.strftime(_DM_DATETIME), "Datetime"),
-            _dm_filter("annotators", "empty", False, "List"),  # has annotations, skips included
+            wire.dm_filter("updated_at", "greater", since_time.strftime(wire.DM_DATETIME), "Datetime"),
+            wire.dm_filter("annotators", "empty", False, "List"),  # has annotations, skips included
         ]
         rows: list[dict[str, Any]] = []
         # The snapshot comes from a request made before any task is read (the Date header
@@ -524,9 +514,9 @@ class LabelStudio:
         count = self._request(
             "GET",
             "/api/tasks/",
-            params=_dm_params(project_id, fields="task_only", filters=filters, page_size=1),
+            params=wire.dm_params(project_id, fields="task_only", filters=filters, page_size=1),
         )
-        snapshot = _micros(_server_time(count)) - round(settle * 1_000_000)
+        snapshot = wire.micros(wire.server_time(count)) - round(settle * 1_000_000)
         pages = self._dm_pages(project_id, fields="task_only", filters=filters)
         if not count.json().get("total"):
             pages = iter(())
@@ -534,7 +524,7 @@ class LabelStudio:
             for task in tasks:
                 item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
                 for annotation in task.get("annotations") or []:
-                    updated = _micros(_parse_time(annotation.get("updated_at")))
+                    updated = wire.micros(wire.parse_time(annotation.get("updated_at")))
                     if since < updated <= snapshot:
                         rows.append(self._annotation_row(annotation, task, item_id, control, valid))
         frame = pd.DataFrame(rows, columns=list(ANNOTATION_COLUMNS))
@@ -679,7 +669,7 @@ class LabelStudio:
         """Import one chunk; after an ambiguous failure, re-read the index and send the rest."""
         path = f"/api/projects/{project_id}/import"
         for attempt in range(self.retries + 1):
-            tasks = [_task_payload(row, control) for row in chunk.itertuples(index=False)]
+            tasks = [wire.task_payload(row, control) for row in chunk.itertuples(index=False)]
             try:
                 answer = self._send("POST", path, json=tasks).json()
                 return int(answer.get("task_count", len(tasks)))
@@ -703,7 +693,7 @@ class LabelStudio:
         control: ChoiceControl,
         valid: set[str],
     ) -> dict[str, Any]:
-        choices = _choices(annotation.get("result"), control.from_name)
+        choices = wire.chosen_values(annotation.get("result"), control.from_name)
         raw = ", ".join(choices) if choices else None
         if annotation.get("was_cancelled"):
             status, label = "skipped", None
@@ -713,7 +703,7 @@ class LabelStudio:
             status, label = "ok", choices[0]
         else:
             status, label = "unknown_label", None
-        annotator_id = _user_id(annotation.get("completed_by"))
+        annotator_id = wire.user_id(annotation.get("completed_by"))
         return {
             "annotation_id": int(annotation["id"]),
             "task_id": int(annotation.get("task") or task["id"]),
@@ -784,12 +774,12 @@ class LabelStudio:
         if chunk.empty:
             return []
         ids = chunk["item_id"].astype(str).tolist()
-        expected = dict(zip(ids, _hashes(chunk), strict=True))
+        expected = dict(zip(ids, wire.item_hashes(chunk), strict=True))
         filters = [
-            _dm_filter("data.item_id", "in_list", ids, "String"),
-            _dm_filter(f"data.{ITEM_HASH_KEY}", "in_list", sorted(set(expected.values())), "String"),
+            wire.dm_filter("data.item_id", "in_list", ids, "String"),
+            wire.dm_filter(f"data.{ITEM_HASH_KEY}", "in_list", sorted(set(expected.values())), "String"),
         ]
-        params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
+        params = wire.dm_params(project_id, fields="task_only", filters=filters, page_size=1)
         if int(self._json("GET", "/api/tasks/", params=params).get("total", 0)) >= len(ids):
             return []
         changed = []
@@ -842,8 +832,8 @@ class LabelStudio:
     def _existing_items(self, project_id: int, chunk: pd.DataFrame) -> set[str]:
         """Which of the chunk's item ids the project has: a count first, a listing if mixed."""
         ids = chunk["item_id"].astype(str).tolist()
-        filters = [_dm_filter("data.item_id", "in_list", ids, "String")]
-        params = _dm_params(project_id, fields="task_only", filters=filters, page_size=1)
+        filters = [wire.dm_filter("data.item_id", "in_list", ids, "String")]
+        params = wire.dm_params(project_id, fields="task_only", filters=filters, page_size=1)
         total = int(self._json("GET", "/api/tasks/", params=params).get("total", 0))
         if total == 0:
             return set()
@@ -878,11 +868,11 @@ class LabelStudio:
         """Data Manager task pages in task id order, keyset-paged (``id > last``)."""
         last_id = 0
         while True:
-            params = _dm_params(
+            params = wire.dm_params(
                 project_id,
                 fields=fields,
                 page_size=page_size,
-                filters=[*filters, _dm_filter("id", "greater", last_id, "Number")],
+                filters=[*filters, wire.dm_filter("id", "greater", last_id, "Number")],
             )
             tasks = self._json("GET", "/api/tasks/", params=params).get("tasks", [])
             if tasks:
@@ -928,7 +918,7 @@ class LabelStudio:
     ) -> httpx.Response:
         """One HTTP exchange: the response, ``_Transient``, or ``ServiceError`` for 4xx."""
         where = f"Label Studio {method} {self.url}{path}"
-        content = None if json is None else _dumps(json)
+        content = None if json is None else wire.dumps(json)
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
             response = self._http.request(method, path, params=params, content=content, headers=headers)
@@ -947,7 +937,7 @@ class LabelStudio:
         status = response.status_code
         if status < 400:
             return response
-        message = f"{where} answered HTTP {status}: {_error_detail(response)}"
+        message = f"{where} answered HTTP {status}: {wire.error_detail(response)}"
         if status == 429 or status >= 500:
             raise _Transient(message, sent=True)
         if status in (401, 403):
@@ -967,201 +957,3 @@ class LabelStudio:
             if secret:
                 text = text.replace(secret, "***")
         return text
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _check_items(items: pd.DataFrame) -> pd.DataFrame:
-    if not isinstance(items, pd.DataFrame):
-        raise DataError(f"items must be a pandas DataFrame; got {type(items).__name__}")
-    missing = [c for c in ("item_id", "data", "route_reason") if c not in items.columns]
-    if missing:
-        raise DataError(f"items lack the columns {preview(missing)} (have: {preview(list(items.columns))})")
-    frame = items.copy()
-    if frame["item_id"].isna().any():
-        rows = frame.index[frame["item_id"].isna()].tolist()
-        raise DataError(f"column 'item_id' is empty at rows {preview(rows)}")
-    frame["item_id"] = frame["item_id"].astype(str)
-    repeated = frame.loc[frame["item_id"].duplicated(), "item_id"].unique().tolist()
-    if repeated:
-        raise DataError(f"column 'item_id' repeats the ids {preview(repeated)}: one task per item")
-    bad = [i for i, d in zip(frame["item_id"], frame["data"], strict=True) if not isinstance(d, Mapping)]
-    if bad:
-        raise DataError(f"column 'data' must hold a dict per row; not at item ids {preview(bad)}")
-    return frame
-
-
-def content_hash(data: Mapping[str, Any]) -> str:
-    """sha256 (first 16 hex) of a task's data (what the labeler sees), the content hash of an
-    item that does not bring its own (``content_hash`` column, see :meth:`LabelStudio.import_items`)."""
-    shown = {k: v for k, v in data.items() if k not in (ITEM_ID_KEY, ITEM_HASH_KEY, ROUTE_REASON_KEY)}
-    return hashlib.sha256(json.dumps(shown, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _hashes(frame: pd.DataFrame) -> list[str]:
-    if "content_hash" in frame.columns:
-        return frame["content_hash"].astype(str).tolist()
-    return [content_hash(d) for d in frame["data"]]
-
-
-def superseded_id(item_id: str, kept_hash: str) -> str:
-    """The id a task made from an item's old content keeps once set aside
-    (:meth:`LabelStudio.supersede_tasks`): the item's id and the old content's hash."""
-    return f"{item_id}@{kept_hash}"
-
-
-def _changed_message(project_id: int, changed: list[str]) -> str:
-    return (
-        f"{len(changed)} item(s) already have a task in Label Studio project {project_id} made from "
-        f"other content: {preview(changed)}. The data file changed them since they were sent for "
-        "review, so the answers on those tasks are about the old content. To ask people again, "
-        "set review.changed_items: ask_again (the old tasks and their answers are kept, set "
-        "aside); or give the changed items new ids, or label them in a new label set."
-    )
-
-
-def _task_payload(row: Any, control: ChoiceControl) -> dict[str, Any]:
-    data = dict(row.data)
-    given = getattr(row, "content_hash", None)
-    data[ITEM_HASH_KEY] = content_hash(data) if _missing(given) else str(given)
-    data[ITEM_ID_KEY] = str(row.item_id)
-    reason = getattr(row, "route_reason", None)
-    data[ROUTE_REASON_KEY] = "" if _missing(reason) else str(reason)
-    task: dict[str, Any] = {"data": data}
-    prediction = getattr(row, "prediction", None)
-    if not _missing(prediction):
-        entry: dict[str, Any] = {
-            "result": [
-                {
-                    "from_name": control.from_name,
-                    "to_name": control.to_name,
-                    "type": "choices",
-                    "value": {"choices": [str(prediction)]},
-                }
-            ]
-        }
-        score = getattr(row, "prediction_score", None)
-        if not _missing(score):
-            entry["score"] = float(score)
-        version = getattr(row, "model_version", None)
-        if not _missing(version):
-            entry["model_version"] = str(version)
-        task["predictions"] = [entry]
-    return task
-
-
-def _missing(value: object) -> bool:
-    if value is None:
-        return True
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
-
-
-def _choices(result: object, from_name: str) -> list[str]:
-    """The chosen values of a result list; prefers the named control, else any choices."""
-    if not isinstance(result, list):
-        return []
-    picked: list[str] = []
-    fallback: list[str] = []
-    for region in result:
-        if not isinstance(region, Mapping):
-            continue
-        value = region.get("value")
-        values = value.get("choices") if isinstance(value, Mapping) else None
-        if not isinstance(values, list):
-            continue
-        target = picked if region.get("from_name") == from_name else fallback
-        target.extend(str(v) for v in values)
-    return picked or fallback
-
-
-def _dm_params(project_id: int, *, fields: str, filters: Sequence[dict], page_size: int) -> dict[str, Any]:
-    query = {"filters": {"conjunction": "and", "items": list(filters)}}
-    return {
-        "project": project_id,
-        "fields": fields,
-        "page_size": page_size,
-        "page": 1,
-        "resolve_uri": "false",
-        "query": json.dumps(query),
-    }
-
-
-def _dm_filter(column: str, operator: str, value: Any, kind: str) -> dict[str, Any]:
-    return {"filter": f"filter:tasks:{column}", "operator": operator, "type": kind, "value": value}
-
-
-def _user_id(value: object) -> int | None:
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    try:
-        return None if value is None else int(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _user_ids(value: object) -> list[int]:
-    """The Data Manager's ``annotators``: a list of ids, dicts, or "1,2" on SQLite."""
-    if value in (None, ""):
-        return []
-    if isinstance(value, str):
-        value = [v for v in value.split(",") if v.strip()]
-    ids = [_user_id(v) for v in value] if isinstance(value, list) else []
-    return [i for i in ids if i is not None]
-
-
-def _parse_time(value: object) -> datetime:
-    if not isinstance(value, str) or not value:
-        return _EPOCH
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _micros(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def _server_time(response: httpx.Response) -> datetime:
-    """The server's clock from the ``Date`` header (whole seconds), else ours."""
-    try:
-        moment = parsedate_to_datetime(response.headers["date"])
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    except (KeyError, TypeError, ValueError):
-        return datetime.now(UTC)
-
-
-def _error_detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip() or response.reason_phrase
-    else:
-        if isinstance(body, Mapping):
-            parts = [str(body.get("detail") or "")]
-            if body.get("validation_errors"):
-                parts.append(_dumps(body["validation_errors"]))
-            text = " ".join(p for p in parts if p) or _dumps(body)
-        else:
-            text = _dumps(body)
-    text = " ".join(text.split())
-    return text if len(text) <= _ERROR_TEXT_LIMIT else text[:_ERROR_TEXT_LIMIT] + " ..."
-
-
-def _dumps(payload: Any) -> str:
-    return json.dumps(payload, default=_json_default, ensure_ascii=False)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"cannot send a {type(value).__name__} to Label Studio as JSON")
-
-
-def _squash(config: str) -> str:
-    return "".join(config.split())
