@@ -85,13 +85,13 @@ def changed_message(project_id: int, changed: list[str]) -> str:
 def task_payload(row: Any, control: ChoiceControl) -> dict[str, Any]:
     data = dict(row.data)
     given = getattr(row, "content_hash", None)
-    data[ITEM_HASH_KEY] = content_hash(data) if missing(given) else str(given)
+    data[ITEM_HASH_KEY] = content_hash(data) if _missing(given) else str(given)
     data[ITEM_ID_KEY] = str(row.item_id)
     reason = getattr(row, "route_reason", None)
-    data[ROUTE_REASON_KEY] = "" if missing(reason) else str(reason)
+    data[ROUTE_REASON_KEY] = "" if _missing(reason) else str(reason)
     task: dict[str, Any] = {"data": data}
     prediction = getattr(row, "prediction", None)
-    if not missing(prediction):
+    if not _missing(prediction):
         entry: dict[str, Any] = {
             "result": [
                 {
@@ -103,16 +103,16 @@ def task_payload(row: Any, control: ChoiceControl) -> dict[str, Any]:
             ]
         }
         score = getattr(row, "prediction_score", None)
-        if not missing(score):
+        if not _missing(score):
             entry["score"] = float(score)
         version = getattr(row, "model_version", None)
-        if not missing(version):
+        if not _missing(version):
             entry["model_version"] = str(version)
         task["predictions"] = [entry]
     return task
 
 
-def missing(value: object) -> bool:
+def _missing(value: object) -> bool:
     if value is None:
         return True
     try:
