@@ -186,6 +186,7 @@ def test_a_changed_item_asked_again_gets_a_new_task_and_its_old_answers_are_kept
     assert moved == {index["item-00002"]: f"item-00002@{old_hash}"}
     assert set_aside_in_mirror(client, store, project, moved) == 1
     assert client.supersede_tasks(project, moved) == 1
+    assert client.supersede_tasks(project, moved) == 0  # a rerun after a crash: set aside once
     assert client.import_items(project, edited) == 1
 
     old = client._json("GET", f"/api/tasks/{index['item-00002']}/")

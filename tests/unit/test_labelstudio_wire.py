@@ -1,4 +1,4 @@
-"""The wire format between labelgate and Label Studio (labelgate/labelstudio_wire.py). The calls
+"""The wire format between labelgate and Label Studio (labelgate/labelstudio/wire.py). The calls
 themselves are tested against a real server in tests/integration/test_labelstudio.py."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from labelgate.errors import DataError
 from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY
-from labelgate.labelstudio_wire import (
+from labelgate.labelstudio.wire import (
     ChoiceControl,
     check_items,
     chosen_values,

@@ -1,0 +1,123 @@
+"""Listing and counting a project's tasks through the Data Manager (``GET /api/tasks/`` with a
+``query`` filter, keyset-paged by task id), and asking more people about some of them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pandas as pd
+
+from labelgate.labelconfig import ITEM_ID_KEY
+from labelgate.labelstudio import wire
+from labelgate.labelstudio.projects import Projects
+
+#: Columns of ``list_tasks``.
+TASK_COLUMNS = ("task_id", "item_id", "annotator_ids", "total_annotations", "cancelled_annotations")
+
+IN_LIST_CHUNK = 500  # item ids per Data Manager "in list" filter
+
+
+class Tasks(Projects):
+    """Task listings and counts: ``GET /api/tasks/``; ``PATCH /api/tasks/{id}/``."""
+
+    def task_index(self, project_id: int) -> dict[str, int]:
+        """Map ``item_id`` -> task id for every task of the project that has an item id.
+
+        Reads the Data Manager task list (``fields=task_only``) in pages of 1,000 tasks, by
+        task id (about 2.5 ms per task on Label Studio 1.23 with SQLite; the JSON export
+        endpoint measured the same). Tasks without ``data["item_id"]`` (made outside
+        labelgate) are left out; if one item id has several tasks, the oldest task wins.
+        """
+        index: dict[str, int] = {}
+        for task in self.iter_tasks(project_id):
+            if task["item_id"] is not None:
+                index.setdefault(task["item_id"], task["task_id"])
+        return index
+
+    def iter_tasks(
+        self,
+        project_id: int,
+        *,
+        exclude_annotator: int | None = None,
+        fewer_annotations_than: int | None = None,
+        unlabeled: bool = False,
+        page_size: int = 1000,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the project's tasks in task id order, a page at a time.
+
+        Each task is a dict with ``task_id`` (int), ``item_id`` (str or None),
+        ``annotator_ids`` (list of user ids, one per annotation, skips included),
+        ``total_annotations``, ``cancelled_annotations`` and ``overlap`` (int: the answers the
+        task should end with). With ``exclude_annotator``, tasks that user annotated (or skipped)
+        are left out on the server. With ``fewer_annotations_than=k``, only tasks with fewer than
+        ``k`` annotations that are not skips (``total_annotations < k``) are listed, also on the
+        server. With ``unlabeled``, only tasks Label Studio does not count as labeled (fewer
+        annotators than their ``overlap``; a skip does not count there) are listed. Paging is
+        by task id (keyset), so tasks that change or drop out of the filter while the caller
+        works through them are neither skipped nor repeated.
+        """
+        filters = []
+        if exclude_annotator is not None:
+            filters.append(wire.dm_filter("annotators", "not_contains", int(exclude_annotator), "List"))
+        if fewer_annotations_than is not None:
+            filters.append(wire.dm_filter("total_annotations", "less", int(fewer_annotations_than), "Number"))
+        if unlabeled:  # the Data Manager's completed_at is set exactly when the task is_labeled
+            filters.append(wire.dm_filter("completed_at", "empty", True, "Datetime"))
+        for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
+            for task in tasks:
+                item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
+                yield {
+                    "task_id": int(task["id"]),
+                    "item_id": None if item_id is None else str(item_id),
+                    "annotator_ids": wire.user_ids(task.get("annotators")),
+                    "total_annotations": int(task.get("total_annotations") or 0),
+                    "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
+                    "overlap": int(task.get("overlap") or 1),
+                }
+
+    def ask_for_more_answers(self, project_id: int, answers: Mapping[str, int]) -> int:
+        """Have Label Studio offer these items' tasks to more people: item id -> the number of
+        answers the task should end with (its ``overlap``; the project's ``maximum_annotations``
+        sets it for every task at import). The label stream offers a task while it is not
+        labeled, so a task short of its new count is marked not labeled again; Label Studio marks
+        it labeled once it has them. For the few items labelgate asks one more person about
+        (adjudication, active learning): one request per task that changes. Returns how many."""
+        if not answers:
+            return 0
+        wanted = {str(item): int(n) for item, n in answers.items()}
+        changed = 0
+        ids = sorted(wanted)
+        for start in range(0, len(ids), IN_LIST_CHUNK):
+            chunk = ids[start : start + IN_LIST_CHUNK]
+            filters = [wire.dm_filter("data.item_id", "in_list", chunk, "String")]
+            for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
+                for task in tasks:
+                    n = wanted.get(str((task.get("data") or {}).get(ITEM_ID_KEY)))
+                    if n is None or int(task.get("overlap") or 0) == n:
+                        continue
+                    done = int(task.get("total_annotations") or 0) >= n
+                    self._json("PATCH", f"/api/tasks/{task['id']}/", json={"overlap": n, "is_labeled": done})
+                    changed += 1
+        return changed
+
+    def count_tasks(
+        self, project_id: int, *, min_annotations: int | None = None, labeled: bool | None = None
+    ) -> int:
+        """How many tasks the project has; with ``min_annotations=k``, how many have at least
+        ``k`` annotations that are not skips; with ``labeled``, how many Label Studio counts as
+        labeled (True) or not (False). One small request, whatever the project's size."""
+        filters = []
+        if min_annotations is not None:
+            filters.append(
+                wire.dm_filter("total_annotations", "greater_or_equal", int(min_annotations), "Number")
+            )
+        if labeled is not None:
+            filters.append(wire.dm_filter("completed_at", "empty", not labeled, "Datetime"))
+        params = wire.dm_params(project_id, fields="task_only", filters=filters, page_size=1)
+        return int(self._json("GET", "/api/tasks/", params=params).get("total", 0))
+
+    def list_tasks(self, project_id: int, *, exclude_annotator: int | None = None) -> pd.DataFrame:
+        """``iter_tasks`` as a DataFrame with the columns ``TASK_COLUMNS``."""
+        rows = list(self.iter_tasks(project_id, exclude_annotator=exclude_annotator))
+        return pd.DataFrame(rows, columns=list(TASK_COLUMNS))
