@@ -171,6 +171,36 @@ def set_aside_in_mirror(client: Any, store: Any, project_id: int, moved: dict[in
     return len(rows)
 
 
+def restore_unmoved(client: Any, store: Any, project_id: int, item_ids: Sequence[str]) -> int:
+    """Undo the mirror half of a set-aside whose Label Studio half never happened: a crash
+    between :func:`set_aside_in_mirror` and ``LabelStudio.supersede_tasks``, then a data file
+    that changed the item back, leaves the task with the item's own id in Label Studio and its
+    answers under the set-aside id in the mirror, where nobody would find them. For mirrored
+    answers kept under a set-aside id of one of ``item_ids`` (``item@hash``), asks Label Studio
+    which item their task carries now (one export call per 500 tasks) and, where it is the item
+    itself, moves them back (as edits, like :func:`set_aside_in_mirror`). Returns how many
+    rows moved back."""
+    key = mirror_key(client.url, project_id, client.project(project_id).get("created_at"))
+    known, cursor = store.annotation_mirror(key)
+    if known.empty:
+        return 0
+    ids = set(map(str, item_ids))
+    kept = known["item_id"].astype(str)
+    base = kept.str.rsplit("@", n=1).str[0]
+    rows = known[kept.str.contains("@", regex=False) & base.isin(ids) & (base != kept)].copy()
+    if rows.empty:
+        return 0
+    carried = client.task_items(project_id, sorted(set(rows["task_id"].astype(int))))
+    now = rows["task_id"].astype(int).map(carried)
+    rows = rows[now.to_numpy() == base[rows.index].to_numpy()]
+    if rows.empty:
+        return 0
+    rows["item_id"] = base[rows.index]
+    rows["updated_at"] = pd.to_datetime(rows["updated_at"], utc=True) + pd.Timedelta(microseconds=1)
+    store.save_annotation_mirror(key, rows, cursor=cursor)
+    return len(rows)
+
+
 def held_annotations(project: dict[str, Any]) -> int:
     """How many annotations a project holds, skips included (``LabelStudio.project``)."""
     return int(project.get("total_annotations_number") or 0) + int(

@@ -27,7 +27,7 @@ from labelgate.labelconfig import label_config, render_digit_png, tabular_html
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
-from tasks.annotation_sync import set_aside_in_mirror, sync_annotations
+from tasks.annotation_sync import restore_unmoved, set_aside_in_mirror, sync_annotations
 from tasks.consensus import (
     annotator_scores,
     consensus_labels,
@@ -285,10 +285,20 @@ def ask_again(client: Any, project: int, frame: pd.DataFrame) -> int:
     """``review.changed_items: ask_again``: the tasks of items whose content changed since their
     task was made are set aside (``LabelStudio.supersede_tasks``), their answers moved with them in
     the mirror first (``set_aside_in_mirror``), so that ``import_items`` makes new tasks. Returns
-    how many."""
+    how many. Answers a crashed run moved in the mirror only, for an item the data file has since
+    changed back, come back to it first (``restore_unmoved``)."""
+    store = LabelStore()
+    restored = restore_unmoved(client, store, project, frame["item_id"].astype(str).tolist())
+    if restored:
+        get_run_logger().warning(
+            "project %s: %d answer(s) a crashed run had begun to set aside belong to their item "
+            "again (the data file changed it back)",
+            project,
+            restored,
+        )
     moved = client.changed_tasks(project, frame)
     if moved:
-        set_aside_in_mirror(client, LabelStore(), project, moved)
+        set_aside_in_mirror(client, store, project, moved)
         client.supersede_tasks(project, moved)
         get_run_logger().warning(
             "project %s: %d item(s) changed since people were asked (%s): their old tasks and "

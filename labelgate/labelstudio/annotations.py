@@ -10,7 +10,6 @@ from typing import Any
 
 import pandas as pd
 
-from labelgate.labelconfig import ITEM_ID_KEY
 from labelgate.labelstudio import wire
 from labelgate.labelstudio.people import People
 from labelgate.labelstudio.projects import Projects
@@ -103,7 +102,7 @@ class Annotations(Projects, People):
             pages = iter(())
         for tasks in self._exported(project_id, ([int(t["id"]) for t in page] for page in pages)):
             for task in tasks:
-                item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
+                item_id = wire.item_id_of(task)
                 for annotation in task.get("annotations") or []:
                     updated = wire.micros(wire.parse_time(annotation.get("updated_at")))
                     if since < updated <= snapshot:
@@ -170,7 +169,7 @@ class Annotations(Projects, People):
         self,
         annotation: Mapping[str, Any],
         task: Mapping[str, Any],
-        item_id: object,
+        item_id: str | None,
         control: ChoiceControl,
         valid: set[str],
     ) -> dict[str, Any]:
@@ -188,7 +187,7 @@ class Annotations(Projects, People):
         return {
             "annotation_id": int(annotation["id"]),
             "task_id": int(annotation.get("task") or task["id"]),
-            "item_id": None if item_id is None else str(item_id),
+            "item_id": item_id,
             "annotator": self._emails.get(annotator_id) if annotator_id is not None else None,
             "annotator_id": annotator_id,
             "label": label,

@@ -5,7 +5,7 @@ found by their content hash and set aside with their answers."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -209,6 +209,15 @@ class Imports(Tasks):
             logger.info("set aside %d task(s) of changed items in project %s", done, project_id)
         return done
 
+    def task_items(self, project_id: int, task_ids: Sequence[int]) -> dict[int, str | None]:
+        """Task id -> the item id the task carries now (``data["item_id"]``), for the tasks of the
+        project with these ids (one export call per 500; a task not there is left out)."""
+        return {
+            int(task["id"]): wire.item_id_of(task)
+            for page in self._exported(project_id, [list(task_ids)])
+            for task in page
+        }
+
     def _task_data(self, project_id: int, task_ids: list[int]) -> list[dict[str, Any]]:
         """The tasks with these ids, with their data, through the JSON export by ids."""
         tasks = [task for page in self._exported(project_id, [task_ids]) for task in page]
@@ -231,5 +240,5 @@ class Imports(Tasks):
             return set(ids)
         found: set[str] = set()
         for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
-            found.update(str((t.get("data") or {}).get(ITEM_ID_KEY)) for t in tasks)
+            found.update(str(wire.item_id_of(t)) for t in tasks)
         return found & set(ids)

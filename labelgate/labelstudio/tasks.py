@@ -8,7 +8,6 @@ from typing import Any
 
 import pandas as pd
 
-from labelgate.labelconfig import ITEM_ID_KEY
 from labelgate.labelstudio import wire
 from labelgate.labelstudio.projects import Projects
 
@@ -66,10 +65,9 @@ class Tasks(Projects):
             filters.append(wire.dm_filter("completed_at", "empty", True, "Datetime"))
         for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
             for task in tasks:
-                item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
                 yield {
                     "task_id": int(task["id"]),
-                    "item_id": None if item_id is None else str(item_id),
+                    "item_id": wire.item_id_of(task),
                     "annotator_ids": wire.user_ids(task.get("annotators")),
                     "total_annotations": int(task.get("total_annotations") or 0),
                     "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
@@ -93,7 +91,7 @@ class Tasks(Projects):
             filters = [wire.dm_filter("data.item_id", "in_list", chunk, "String")]
             for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
                 for task in tasks:
-                    n = wanted.get(str((task.get("data") or {}).get(ITEM_ID_KEY)))
+                    n = wanted.get(str(wire.item_id_of(task)))
                     if n is None or int(task.get("overlap") or 0) == n:
                         continue
                     done = int(task.get("total_annotations") or 0) >= n

@@ -66,6 +66,13 @@ def item_hashes(frame: pd.DataFrame) -> list[str]:
     return [content_hash(d) for d in frame["data"]]
 
 
+def item_id_of(task: Mapping[str, Any]) -> str | None:
+    """The labelgate item id a Label Studio task carries (``data["item_id"]``), or None for a
+    task made outside labelgate."""
+    item_id = (task.get("data") or {}).get(ITEM_ID_KEY)
+    return None if item_id is None else str(item_id)
+
+
 def superseded_id(item_id: str, kept_hash: str) -> str:
     """The id a task made from an item's old content keeps once set aside
     (:meth:`LabelStudio.supersede_tasks`): the item's id and the old content's hash."""

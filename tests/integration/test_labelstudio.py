@@ -24,7 +24,7 @@ from labelgate.errors import DataError, ServiceError
 from labelgate.labelconfig import label_config
 from labelgate.labelstudio import LabelStudio
 from labelgate.store import LabelStore
-from tasks.annotation_sync import set_aside_in_mirror, sync_annotations
+from tasks.annotation_sync import restore_unmoved, set_aside_in_mirror, sync_annotations
 
 from .conftest import LabelStudioServer
 
@@ -199,9 +199,36 @@ def test_a_changed_item_asked_again_gets_a_new_task_and_its_old_answers_are_kept
     answers = sync_annotations(client, store, project, classes=CLASSES)
     assert answers["item_id"].tolist() == [f"item-00002@{old_hash}"]
     assert client.fetch_annotations(project)["item_id"].tolist() == [f"item-00002@{old_hash}"]
-    # a rerun: nothing changed any more, nothing new
+    # a rerun: nothing changed any more, nothing new; the set-aside answers stay set aside
     assert client.changed_tasks(project, edited) == {}
     assert client.import_items(project, edited) == 0
+    assert restore_unmoved(client, store, project, edited["item_id"].tolist()) == 0
+
+
+def test_answers_a_crash_left_half_set_aside_come_back_when_the_item_changes_back(
+    client: LabelStudio, project: int, tmp_path
+) -> None:
+    """A crash between the mirror's move and Label Studio's (``ask_again``), then the data file
+    changed back: the task never left the item, so its answers return to it in the mirror."""
+    items = _items(3)
+    client.import_items(project, items)
+    index = client.task_index(project)
+    client.create_annotation(index["item-00001"], "tech", project_id=project)
+    store = LabelStore(str(tmp_path / "store"))
+    sync_annotations(client, store, project, classes=CLASSES)
+    edited = items.copy()
+    edited.at[1, "data"] = {"text": "corrected text"}
+    moved = client.changed_tasks(project, edited)
+    assert set_aside_in_mirror(client, store, project, moved) == 1  # then the run dies
+    lost = sync_annotations(client, store, project, classes=CLASSES)
+    assert lost["item_id"].str.startswith("item-00001@").all()  # the item looks unanswered
+
+    assert client.changed_tasks(project, items) == {}  # the data file changed back
+    assert restore_unmoved(client, store, project, items["item_id"].tolist()) == 1
+    back = sync_annotations(client, store, project, classes=CLASSES)
+    assert back[["item_id", "label"]].values.tolist() == [["item-00001", "tech"]]
+    assert restore_unmoved(client, store, project, items["item_id"].tolist()) == 0
+    assert client.task_items(project, [index["item-00001"], 10**9]) == {index["item-00001"]: "item-00001"}
 
 
 def test_bots_annotations_are_attributed_and_synced_incrementally(
