@@ -6,6 +6,7 @@ from tasks.consensus import (
     consensus_labels,
     needs_another_annotator,
     plurality_answers,
+    settling_margin,
     unsettled_checks,
 )
 from tasks.review import Reviews, apply_reviews, waiting_on_nobody
@@ -470,3 +471,16 @@ def test_items_every_labeler_has_answered_and_that_want_one_more_are_named():
     assert waiting_on_nobody(
         Reviews(1, "u", routed, answers.iloc[:0], pd.DataFrame(), pd.DataFrame(), required)
     ) == ([], 0)
+
+
+def test_the_settling_margin_keeps_people_s_slips_under_a_fifth_of_the_error_the_target_allows() -> None:
+    """Coinciding slips of 90%-right labelers (wrong answers spread over the other classes) must
+    happen less often than a fifth of 1 - target; two slips in a row on 2 classes (1 in 100) are
+    exactly a fifth of 5%, so 0.95 on 2 classes needs a margin of 3, not 2."""
+    assert settling_margin(0.99, 2) == 3 and settling_margin(0.99, 10) == 2
+    assert settling_margin(0.95, 2) == 3 and settling_margin(0.95, 3) == 2
+    assert settling_margin(0.90, 2) == 2 and settling_margin(0.98, 10) == 2
+    for target, k in ((0.95, 2), (0.99, 2), (0.99, 10), (0.9, 3)):
+        m = settling_margin(target, k)
+        assert 0.1**m / (k - 1) ** (m - 1) < (1 - target) / 5 * (1 - 1e-9)
+        assert 0.1 ** (m - 1) / (k - 1) ** (m - 2) >= (1 - target) / 5 * (1 - 1e-9)  # and m is the smallest
