@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-class _Transient(Exception):
+class Transient(Exception):
     """A failure worth retrying; ``sent`` tells whether the server may have acted on it."""
 
     def __init__(self, message: str, *, sent: bool) -> None:
@@ -163,7 +163,7 @@ class Connection:
         for attempt in range(self.retries + 1):
             try:
                 return self._send(method, path, params=params, json=json)
-            except _Transient as error:
+            except Transient as error:
                 if attempt == self.retries or (only_unsent and error.sent):
                     tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
                     raise ServiceError(self._scrub(f"{error} ({tries})")) from None
@@ -173,20 +173,20 @@ class Connection:
     def _send(
         self, method: str, path: str, *, params: Mapping[str, Any] | None = None, json: Any = None
     ) -> httpx.Response:
-        """One HTTP exchange: the response, ``_Transient``, or ``ServiceError`` for 4xx."""
+        """One HTTP exchange: the response, ``Transient``, or ``ServiceError`` for 4xx."""
         where = f"Label Studio {method} {self.url}{path}"
         content = None if json is None else wire.dumps(json)
         headers = {"Content-Type": "application/json"} if content is not None else None
         try:
             response = self._http.request(method, path, params=params, content=content, headers=headers)
         except _UNSENT as error:
-            raise _Transient(f"{where} failed: cannot connect ({type(error).__name__})", sent=False) from None
+            raise Transient(f"{where} failed: cannot connect ({type(error).__name__})", sent=False) from None
         except httpx.TimeoutException as error:
-            raise _Transient(
+            raise Transient(
                 f"{where} failed: no answer within {self.timeout} s ({type(error).__name__})", sent=True
             ) from None
         except httpx.TransportError as error:
-            raise _Transient(
+            raise Transient(
                 f"{where} failed: connection broken ({type(error).__name__})", sent=True
             ) from None
         finally:
@@ -196,7 +196,7 @@ class Connection:
             return response
         message = f"{where} answered HTTP {status}: {wire.error_detail(response)}"
         if status == 429 or status >= 500:
-            raise _Transient(message, sent=True)
+            raise Transient(message, sent=True)
         if status in (401, 403):
             message += (
                 " (check LABEL_STUDIO_API_KEY; legacy tokens need "

@@ -13,7 +13,7 @@ import pandas as pd
 from labelgate.errors import DataError, LabelgateError, ServiceError, preview
 from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY, SUPERSEDED_KEY
 from labelgate.labelstudio import wire
-from labelgate.labelstudio.connection import _Transient
+from labelgate.labelstudio.connection import Transient
 from labelgate.labelstudio.tasks import Tasks
 from labelgate.labelstudio.wire import ChoiceControl, superseded_id
 
@@ -105,7 +105,7 @@ class Imports(Tasks):
             try:
                 answer = self._send("POST", path, json=tasks).json()
                 return int(answer.get("task_count", len(tasks)))
-            except _Transient as error:
+            except Transient as error:
                 if attempt == self.retries:
                     raise ServiceError(
                         self._scrub(f"{error} (gave up after {self.retries + 1} attempts)")
