@@ -18,6 +18,7 @@ from labelgate.labelstudio.wire import (
     content_hash,
     dm_filter,
     dm_params,
+    item_id_of,
     task_payload,
     user_ids,
 )
@@ -73,6 +74,13 @@ def test_answers_are_read_from_the_named_control_first():
     assert chosen_values(result, "label") == ["cat"]
     assert chosen_values(result[:1], "label") == ["dog"]  # any choices when the named one is absent
     assert chosen_values(None, "label") == [] and chosen_values([{"value": "text"}], "label") == []
+
+
+def test_a_task_s_item_id_is_read_as_text_and_a_task_made_elsewhere_has_none():
+    task = task_payload(SimpleNamespace(item_id=12, data={"text": "x"}, route_reason="audit"), CONTROL)
+    assert item_id_of(task) == "12"
+    assert item_id_of({"id": 3, "data": {"text": "made in Label Studio"}}) is None
+    assert item_id_of({"id": 4}) is None and item_id_of({"id": 5, "data": None}) is None
 
 
 def test_annotator_ids_come_as_lists_dicts_or_a_comma_string():
