@@ -19,6 +19,7 @@ from tasks.annotation_sync import (
     mirror_key,
     next_cursor,
     reclassify,
+    restore_unmoved,
     set_aside_in_mirror,
     sync_annotations,
 )
@@ -85,6 +86,10 @@ class FakeLabelStudio:
         frame.attrs["cursor"] = max(int(since), snapshot)
         self.reads.append(len(frame))
         return frame
+
+    def task_items(self, project_id, task_ids):
+        wanted = set(task_ids)
+        return {r["task_id"]: r["item_id"] for r in self.rows.values() if r["task_id"] in wanted}
 
 
 @pytest.fixture
@@ -284,3 +289,24 @@ def test_answers_of_a_task_set_aside_move_with_it_and_stay_moved(store):
     assert after.at[1, "item_id"] == "i1@abc" and after.at[2, "item_id"] == "i2"
     assert set_aside_in_mirror(ls, store, 7, {old_task: "i1@abc"}) == 0
     assert set_aside_in_mirror(ls, store, 7, {}) == 0
+
+
+def test_answers_a_crash_left_half_set_aside_come_back_only_where_the_task_never_moved(store):
+    """``restore_unmoved``: the mirror moved the answers of i1's and i2's tasks, then the run
+    died after Label Studio had set aside i2's task only. i1's answer comes back to i1; i2's stays
+    set aside; an item whose own id has an "@" (i2@mail) is not taken for a set-aside id of i2."""
+    ls = FakeLabelStudio()
+    ls.annotate(1, "i1", "cat")
+    ls.annotate(2, "i2", "dog")
+    ls.annotate(3, "i3", "cat")
+    ls.rows[3]["item_id"] = "i2@mail"
+    sync_annotations(ls, store, 7, classes=CLASSES)
+    t1, t2 = ls.rows[1]["task_id"], ls.rows[2]["task_id"]
+    assert set_aside_in_mirror(ls, store, 7, {t1: "i1@abc", t2: "i2@def"}) == 2
+    ls.rows[2]["item_id"] = "i2@def"  # Label Studio set aside i2's task; the crash came before i1's
+    items = ["i1", "i2", "i2@mail"]
+    assert restore_unmoved(ls, store, 7, items) == 1
+    mirror = sync_annotations(ls, store, 7, classes=CLASSES).set_index("annotation_id")["item_id"]
+    assert mirror.to_dict() == {1: "i1", 2: "i2@def", 3: "i2@mail"}
+    assert restore_unmoved(ls, store, 7, items) == 0
+    assert restore_unmoved(ls, store, 7, ["i9"]) == 0
