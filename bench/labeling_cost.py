@@ -581,6 +581,13 @@ def score(final: np.ndarray, y: np.ndarray, crowd: Crowd, accepted: np.ndarray, 
     )
 
 
+def run_policy(X, y, kind, classes, seed: int, policy: Policy, *, note: bool = False) -> Outcome:
+    """The labelgate policy on one data set, timed and scored (``note``: keep its notes)."""
+    t = time.perf_counter()
+    final, crowd, acc, why = labelgate_policy(X, y, kind, classes, seed, policy)
+    return score(final, y, crowd, acc, time.perf_counter() - t, why if note else "")
+
+
 def run_dataset(name: str, seed: int, policy: Policy, text_items: int) -> tuple[dict, int, int, str]:
     X, y, kind, classes, note = load(name, text_items, seed)
     out: dict[str, Outcome] = {}
@@ -589,9 +596,7 @@ def run_dataset(name: str, seed: int, policy: Policy, text_items: int) -> tuple[
         **{f"labelgate, {name} (variant)": replace(policy, **change) for name, change in VARIANTS.items()},
     }
     for method, variant in variants.items():
-        t = time.perf_counter()
-        final, crowd, acc, why = labelgate_policy(X, y, kind, classes, seed, variant)
-        out[method] = score(final, y, crowd, acc, time.perf_counter() - t, why)
+        out[method] = run_policy(X, y, kind, classes, seed, variant, note=True)
     out["oracle cut after random batches (not a method)"] = oracle_cut(X, y, kind, classes, seed, policy)
     t = time.perf_counter()
     final, crowd, acc = one_human(y, classes, seed)
@@ -741,9 +746,7 @@ def tune(seed: int, names: list[str]) -> str:
     for name in names:
         X, y, kind, classes, _ = load(name, 0, seed)
         for policy in TUNING_GRID:
-            t = time.perf_counter()
-            final, crowd, acc, _ = labelgate_policy(X, y, kind, classes, seed, policy)
-            o = score(final, y, crowd, acc, time.perf_counter() - t)
+            o = run_policy(X, y, kind, classes, seed, policy)
             changed = {k: v for k, v in asdict(policy).items() if v != asdict(Policy())[k]}
             lines.append(
                 f"| {name} | `{changed or 'default'}` | {o.accuracy:.4f} | {o.labels_per_item:.3f} | "
@@ -772,9 +775,7 @@ def seeds_table(seeds: list[int], names: list[str]) -> str:
             outcomes = []
             for seed in seeds:
                 X, y, kind, classes, _ = load(name, 0, seed)
-                t = time.perf_counter()
-                final, crowd, acc, _ = labelgate_policy(X, y, kind, classes, seed, policy)
-                o = score(final, y, crowd, acc, time.perf_counter() - t)
+                o = run_policy(X, y, kind, classes, seed, policy)
                 outcomes.append(o)
                 lines.append(
                     f"| {name} | {label} | {seed} | {o.accuracy:.4f} | {o.labels_per_item:.3f} | "
@@ -803,10 +804,7 @@ def targets_table(targets: list[float], seed: int, names: list[str]) -> str:
     for name in names:
         X, y, kind, classes, _ = load(name, 0, seed)
         for target in targets:
-            t = time.perf_counter()
-            policy = replace(Policy(), target_accuracy=target)
-            final, crowd, acc, _ = labelgate_policy(X, y, kind, classes, seed, policy)
-            o = score(final, y, crowd, acc, time.perf_counter() - t)
+            o = run_policy(X, y, kind, classes, seed, replace(Policy(), target_accuracy=target))
             lines.append(
                 f"| {name} | {target} | {o.accuracy:.4f} | {o.labels_per_item:.3f} | "
                 f"{o.auto_share:.1%} | {verdict(o)} | {o.seconds:.0f} |"
