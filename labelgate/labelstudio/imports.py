@@ -126,15 +126,27 @@ class Imports(Tasks):
         Compares the content hash each task keeps (``data["item_hash"]``); tasks made before
         labelgate kept one, and items with no task, are never reported. Costs one Data Manager
         count per chunk that has tasks, and a listing only of a chunk where some differ."""
+        tasks = self._changed_tasks(project_id, items, chunk_size)
+        return sorted({str(task["data"][ITEM_ID_KEY]) for task in tasks})
+
+    def changed_tasks(self, project_id: int, items: pd.DataFrame, *, chunk_size: int = 500) -> dict[int, str]:
+        """The tasks behind :meth:`changed_items`: task id -> the id it keeps once superseded
+        (:func:`superseded_id`), for :meth:`supersede_tasks`."""
+        return {
+            task["id"]: superseded_id(str(task["data"][ITEM_ID_KEY]), str(task["data"][ITEM_HASH_KEY]))
+            for task in self._changed_tasks(project_id, items, chunk_size)
+        }
+
+    def _changed_tasks(self, project_id: int, items: pd.DataFrame, chunk_size: int) -> list[dict[str, Any]]:
         columns = ["item_id"] + [c for c in ("data", "content_hash") if c in items.columns]
         frame = items[columns].astype({"item_id": str})
         if frame.empty or self.count_tasks(project_id) == 0:
             return []
-        changed: list[str] = []
+        changed: list[dict[str, Any]] = []
         for start in range(0, len(frame), chunk_size):
             chunk = frame.iloc[start : start + chunk_size]
             there = chunk["item_id"].isin(self._existing_items(project_id, chunk))
-            changed += self._changed_in_chunk(project_id, chunk[there])
+            changed += self._changed_tasks_in_chunk(project_id, chunk[there])
         return changed
 
     def _changed_in_chunk(self, project_id: int, chunk: pd.DataFrame) -> list[str]:
@@ -165,22 +177,6 @@ class Imports(Tasks):
                 if kept is not None and item in expected and kept != expected[item]:
                     changed.append({"id": int(task["id"]), "data": data})
         return changed
-
-    def changed_tasks(self, project_id: int, items: pd.DataFrame, *, chunk_size: int = 500) -> dict[int, str]:
-        """The tasks behind :meth:`changed_items`: task id -> the id it keeps once superseded
-        (:func:`superseded_id`), for :meth:`supersede_tasks`."""
-        columns = ["item_id"] + [c for c in ("data", "content_hash") if c in items.columns]
-        frame = items[columns].astype({"item_id": str})
-        if frame.empty or self.count_tasks(project_id) == 0:
-            return {}
-        out: dict[int, str] = {}
-        for start in range(0, len(frame), chunk_size):
-            chunk = frame.iloc[start : start + chunk_size]
-            there = chunk["item_id"].isin(self._existing_items(project_id, chunk))
-            for task in self._changed_tasks_in_chunk(project_id, chunk[there]):
-                data = task["data"]
-                out[task["id"]] = superseded_id(str(data[ITEM_ID_KEY]), str(data[ITEM_HASH_KEY]))
-        return out
 
     def supersede_tasks(self, project_id: int, moved: Mapping[int, str]) -> int:
         """Set tasks made from an item's old content aside, so that the item can get a new task
