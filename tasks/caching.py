@@ -1,6 +1,7 @@
 """Cache keys for stages, so a rerun after a crash does not redo finished work.
 
-A stage's result is reused when the job spec, the input data and the stage's code are unchanged.
+A stage's result is reused when the job spec, the input data and the code
+(:func:`labelgate.code_version.code_version`) are unchanged.
 The key is built from the spec hash and the data fingerprint rather than by hashing the (large)
 arrays the stage receives.
 
@@ -16,6 +17,7 @@ from datetime import timedelta
 
 from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy, CachePolicy
 
+from labelgate.code_version import code_version
 from labelgate.settings import get_settings
 
 CACHE_FOR = timedelta(days=7)
@@ -27,11 +29,12 @@ def _job_key(stage: str):
         dataset = parameters.get("dataset")
         fingerprint = dataset.fingerprint if dataset is not None else "-"
         store = hashlib.sha256(get_settings().store.encode()).hexdigest()[:8]
-        return f"{stage}-{spec.spec_hash()}-{fingerprint}-{store}"
+        return f"{stage}-{spec.spec_hash()}-{fingerprint}-{store}-{code_version()}"
 
     return key
 
 
 def by_job(stage: str) -> CachePolicy:
-    """Cache policy for ``stage``: spec hash + data fingerprint + store + the task's source code."""
+    """Cache policy for ``stage``: spec hash + data fingerprint + store + the code's version + the
+    task's source code."""
     return CacheKeyFnPolicy(cache_key_fn=_job_key(stage)) + TASK_SOURCE

@@ -18,7 +18,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-import labelgate
+from labelgate.code_version import code_version
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
@@ -28,7 +28,7 @@ from validators.rights import REQUIRED_USE, check_rights
 
 def run_key(spec: LabelingJobSpec, dataset: Dataset) -> str:
     """Identity of a job's result: the same spec on the same data under the same code."""
-    raw = f"{spec.spec_hash()}|{dataset.fingerprint}|{labelgate.__version__}"
+    raw = f"{spec.spec_hash()}|{dataset.fingerprint}|{code_version()}"
     return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
@@ -88,7 +88,7 @@ def build_lineage(
         "drift": validation.get("drift"),
         "machine_labels": validation.get("machine_labels"),
         "rights_check": validation.get("rights"),
-        "versions": {"labelgate": labelgate.__version__, "cleanlab": cleanlab.__version__},
+        "versions": {"labelgate": code_version(), "cleanlab": cleanlab.__version__},
     }
 
 
