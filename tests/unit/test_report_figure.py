@@ -99,6 +99,7 @@ def test_the_drawing_process_exits_when_its_flow_run_is_killed():
     assert all(Path(f"/proc/{pid}").exists() for pid in workers)
     parent.send_signal(signal.SIGKILL)
     parent.wait()
+    parent.stdout.close()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
         time.sleep(0.2)
