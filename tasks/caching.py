@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from datetime import timedelta
 
-from prefect.cache_policies import TASK_SOURCE, CacheKeyFnPolicy, CachePolicy
+from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 
 from labelgate.code_version import code_version
 from labelgate.settings import get_settings
@@ -35,6 +35,6 @@ def _job_key(stage: str):
 
 
 def by_job(stage: str) -> CachePolicy:
-    """Cache policy for ``stage``: spec hash + data fingerprint + store + the code's version + the
-    task's source code."""
-    return CacheKeyFnPolicy(cache_key_fn=_job_key(stage)) + TASK_SOURCE
+    """Cache policy for ``stage``: spec hash + data fingerprint + store + the code's version (which
+    covers the task's own source)."""
+    return CacheKeyFnPolicy(cache_key_fn=_job_key(stage))

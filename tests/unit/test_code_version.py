@@ -6,6 +6,7 @@ import re
 from types import SimpleNamespace
 
 import labelgate
+import tasks.caching
 import tasks.publish
 from labelgate.code_version import code_version, source_hash
 from tasks.publish import run_key
@@ -38,3 +39,15 @@ def test_run_key_changes_with_the_code(monkeypatch):
     assert run_key(spec, dataset) == first
     monkeypatch.setattr(tasks.publish, "code_version", lambda: "0.1.0+bbbbbbbbbbbb")
     assert run_key(spec, dataset) != first
+
+
+def test_a_cached_stage_is_keyed_by_the_code(monkeypatch):
+    """The autolabel and audit stages reuse a cached result only under the same code."""
+    spec = SimpleNamespace(spec_hash=lambda: "spec")
+    parameters = {"spec": spec, "dataset": SimpleNamespace(fingerprint="data")}
+    key = tasks.caching._job_key("autolabel")
+    monkeypatch.setattr(tasks.caching, "code_version", lambda: "0.1.0+aaaaaaaaaaaa")
+    first = key(None, parameters)
+    assert key(None, parameters) == first
+    monkeypatch.setattr(tasks.caching, "code_version", lambda: "0.1.0+bbbbbbbbbbbb")
+    assert key(None, parameters) != first
