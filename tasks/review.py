@@ -210,10 +210,15 @@ def apply_reviews(rows: pd.DataFrame, reviews: Reviews, *, gold: dict[str, str])
 
 
 def human_events(reviews: Reviews, *, label_set: str, job: str, key: str) -> pd.DataFrame:
-    """One label event per usable annotation (``source: human``, actor = annotator)."""
+    """One label event per usable annotation (``source: human``, actor = annotator).
+
+    An event is one observation: this annotation, as edited at ``updated_at``, in this project.
+    Its id does not depend on the run (``key`` only records which run saw it first), so a job run
+    again under a changed spec or code does not log people's same answers a second time; an edit
+    is a new observation."""
     usable = reviews.annotations[reviews.annotations["status"] == "ok"]
     ids = [
-        hashlib.sha256(f"{key}|{a}|{u}".encode()).hexdigest()[:24]
+        hashlib.sha256(f"{reviews.project_url}|{a}|{u}".encode()).hexdigest()[:24]
         for a, u in zip(usable["annotation_id"], usable["updated_at"], strict=True)
     ]
     return pd.DataFrame(

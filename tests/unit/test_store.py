@@ -121,3 +121,33 @@ def test_learning_batches_are_kept_per_round_and_a_broken_record_is_a_clear_erro
         handle.write('["not", "an object"]')
     with pytest.raises(StoreError, match="learning batches k"):
         store.learning_batches("k")
+
+
+def test_people_s_answers_are_logged_once_whichever_run_reads_them(isolated_store):
+    from tasks.review import Reviews, human_events
+
+    answers = pd.DataFrame(
+        {
+            "annotation_id": [11, 12, 13],
+            "item_id": ["i0", "i0", "i1"],
+            "annotator": ["ann@x", "bob@x", "ann@x"],
+            "label": ["cat", "dog", "dog"],
+            "status": ["ok", "ok", "skipped"],
+            "updated_at": ["2026-01-01T10:00:00Z", "2026-01-01T10:05:00Z", "2026-01-01T10:06:00Z"],
+        }
+    )
+    reviews = Reviews(3, "http://ls/projects/3/data", pd.DataFrame(), answers, pd.DataFrame(), pd.DataFrame())
+    store = LabelStore()
+    first = human_events(reviews, label_set="pets", job="j", key="run-a")
+    assert first["actor"].tolist() == ["ann@x", "bob@x"]  # the skipped task is no label
+    assert store.record_events(first) == 2
+    # the same job run again under another spec or code version: same answers, nothing new
+    assert store.record_events(human_events(reviews, label_set="pets", job="j", key="run-b")) == 0
+    # an edit is a new observation; the same annotation id in another project is another one
+    edited = answers.assign(updated_at=["2026-01-02T09:00:00Z", *answers["updated_at"][1:]])
+    again = Reviews(3, "http://ls/projects/3/data", pd.DataFrame(), edited, pd.DataFrame(), pd.DataFrame())
+    other = Reviews(4, "http://ls/projects/4/data", pd.DataFrame(), answers, pd.DataFrame(), pd.DataFrame())
+    assert store.record_events(human_events(again, label_set="pets", job="j", key="run-b")) == 1
+    assert store.record_events(human_events(other, label_set="pets", job="j", key="run-b")) == 2
+    log = store.events(label_set="pets")
+    assert len(log) == 5 and set(log["run_key"]) == {"run-a", "run-b"}
