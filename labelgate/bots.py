@@ -23,10 +23,14 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from labelgate import progress
 from labelgate.errors import LabelgateError, preview
 from labelgate.labelstudio import LabelStudio
 
 logger = logging.getLogger(__name__)
+
+PROGRESS_EVERY = 50
+"""A bot says how many answers it has given after every this many (:func:`labelgate.progress.working`)."""
 
 
 class BotLabeler:
@@ -123,6 +127,8 @@ class BotLabeler:
             label = self.answer(item_id, truth[item_id], classes)
             client.create_annotation(task["task_id"], label, project_id=project_id, completed_by=user_id)
             done += 1
+            if done % PROGRESS_EVERY == 0:
+                progress.working("bots", f"{self.email} has given {done} answers")
             if limit is not None and done >= limit:
                 break
         logger.info("%s annotated %d tasks in project %s", self.email, done, project_id)

@@ -6,10 +6,12 @@ labelgate labelsets list | show NAME[@V] | export NAME[@V] ... | diff NAME@A NAM
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import os
+import time
 from enum import StrEnum
 from pathlib import Path
 
@@ -115,6 +117,44 @@ class _ReportedByTheCli(logging.Filter):
         return not isinstance(exc, LabelgateError)
 
 
+@contextlib.contextmanager
+def _stage_display(job: str):
+    """A listener for :mod:`labelgate.progress`: a live bar on a terminal; one line per event
+    otherwise (``make demo > log``, CI), where a live bar would show nothing until the end."""
+    from labelgate import progress
+
+    if not console.is_terminal:
+        started = time.monotonic()
+
+        def line(stage: str, state: str) -> None:
+            minutes, seconds = divmod(int(time.monotonic() - started), 60)
+            text = f"{job}: {stage} ({state}) {minutes}:{seconds:02d}"
+            console.print(text, highlight=False, soft_wrap=True)
+
+        yield line
+        return
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} stages"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        bar_id = bar.add_task(f"{job}: ingest", total=len(progress.STAGES))
+
+        def advance(stage: str, state: str) -> None:
+            if stage not in progress.STAGES:  # a task inside a stage, or a long step's progress
+                bar.update(bar_id, description=f"{job}: {stage} ({state})")
+                return
+            done = progress.STAGES.index(stage) + 1
+            following = progress.STAGES[done] if done < len(progress.STAGES) else "done"
+            bar.update(bar_id, completed=done, description=f"{job}: {following}")
+
+        yield advance
+
+
 def _run_with_progress(spec, *, verbose: bool = False):
     """Run the labeling flow with a progress bar; a LabelgateError ends the command cleanly
     (``verbose``: Prefect's traceback of it shows as well)."""
@@ -126,26 +166,8 @@ def _run_with_progress(spec, *, verbose: bool = False):
             handler.addFilter(_ReportedByTheCli())
 
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} stages"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as bar:
-            job = bar.add_task(f"{spec.name}: ingest", total=len(progress.STAGES))
-
-            def advance(stage: str, state: str) -> None:
-                if stage not in progress.STAGES:
-                    bar.update(job, description=f"{spec.name}: {stage}")
-                    return
-                done = progress.STAGES.index(stage) + 1
-                following = progress.STAGES[done] if done < len(progress.STAGES) else "done"
-                bar.update(job, completed=done, description=f"{spec.name}: {following}")
-
-            unsubscribe = progress.subscribe(advance)
+        with _stage_display(spec.name) as show:
+            unsubscribe = progress.subscribe(show)
             try:
                 with temporary_server.in_use():
                     return labeling_job(spec)

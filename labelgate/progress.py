@@ -2,7 +2,8 @@
 
 Every stage task calls back here when it finishes (a Prefect ``on_completion`` hook). The CLI
 subscribes a rich progress bar; in a deployment nobody subscribes and the Prefect UI shows the
-task states instead. Listeners get ``(stage_name, state_name)``.
+task states instead. Listeners get ``(stage_name, state_name)`` when a stage ends, and
+``(step, detail)`` while a long step inside one works (:func:`working`).
 """
 
 from __future__ import annotations
@@ -24,3 +25,10 @@ def stage_finished(task, task_run, state) -> None:  # Prefect state-hook signatu
     stage = task.name
     for listener in list(_listeners):
         listener(stage, state.name)
+
+
+def working(step: str, detail: str) -> None:
+    """How far a long step inside a stage has got (``working("bots", "bot2: 150 answers")``);
+    listeners get ``(step, detail)`` with a step that is not one of :data:`STAGES`."""
+    for listener in list(_listeners):
+        listener(step, detail)

@@ -232,8 +232,13 @@ def test_answers_a_crash_left_half_set_aside_come_back_when_the_item_changes_bac
 
 
 def test_bots_annotations_are_attributed_and_synced_incrementally(
-    client: LabelStudio, project: int, labelstudio_server: LabelStudioServer
+    client: LabelStudio, project: int, labelstudio_server: LabelStudioServer, monkeypatch
 ) -> None:
+    from labelgate import bots, progress
+
+    monkeypatch.setattr(bots, "PROGRESS_EVERY", 2)
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(progress, "_listeners", [lambda step, detail: said.append((step, detail))])
     items = _items(12, predictions=False)
     truth = _truth(items)
     client.import_items(project, items)
@@ -254,6 +259,8 @@ def test_bots_annotations_are_attributed_and_synced_incrementally(
     second = client.fetch_annotations(project, since=first.attrs["cursor"], settle=0)
 
     assert first_round == [5, 5, 5] and second_round == [7, 7, 7]
+    # a long step says how far it got
+    assert said[:2] == [("bots", f"{perfect.email} has given {n} answers") for n in (2, 4)]
     assert third_round == [0, 0, 0] and late_count == 0  # never twice; k=3 reached
     assert len(first) == 15 and len(second) == 21
     assert not set(first["annotation_id"]) & set(second["annotation_id"])
