@@ -78,12 +78,34 @@ def in_use(timeout: float = 60.0) -> Iterator[None]:
     if _server is not None and (settings.api.url or not settings.server.ephemeral.enabled):
         stop()
     if _server is None:
+        if settings.api.url:
+            _check_reachable(str(settings.api.url))
         yield
         return
     process, api = _server
     _wait_until_healthy(process, api, timeout)
     with temporary_settings(updates={PREFECT_API_URL: api}):
         yield
+
+
+def _check_reachable(api: str, attempts: int = 3) -> None:
+    """Fail with one clear line, rather than Prefect's traceback, when nothing answers at the
+    configured server's address. Only a connection that cannot be made counts: what the server
+    answers (a cloud workspace may want credentials for ``/health``) is Prefect's business."""
+    import httpx
+
+    for attempt in range(attempts):
+        try:
+            httpx.get(f"{api.rstrip('/')}/health", timeout=5)
+            return
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            error = exc
+            time.sleep(0.5 * (attempt + 1))
+    raise LabelgateError(
+        f"no Prefect server answers at {api} (PREFECT_API_URL or the Prefect profile): {error}. "
+        "Start it (`make stack`, or `prefect server start`), or unset PREFECT_API_URL to let "
+        "labelgate start a temporary one for this command"
+    )
 
 
 def _wait_until_healthy(process: subprocess.Popen, api: str, timeout: float) -> None:

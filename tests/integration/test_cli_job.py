@@ -55,6 +55,12 @@ def test_run_export_diff_against_a_real_prefect_server(tmp_path, prefect_server)
     assert result.returncode == 0, result.stderr
     assert "texts v0" in result.stdout
     assert "flow run:" in result.stdout and "/runs/flow-run/" in result.stdout
+    # not a terminal: one line per stage as it ends, in order, rather than a bar drawn at the end
+    stages = [line.split(" (")[0] for line in result.stdout.splitlines() if line.startswith("text-job: ")]
+    assert [s for s in stages if s.split(": ")[1] in ("ingest", "autolabel", "publish", "report")] == [
+        f"text-job: {stage}" for stage in ("ingest", "autolabel", "publish", "report")
+    ]
+    assert "text-job: ingest (Completed)" in result.stdout
 
     store = LabelStore(str(tmp_path / "store"))
     run_id = store.lineage("texts", 0)["flow_run_id"]
@@ -154,3 +160,18 @@ def test_a_server_named_in_a_prefect_profile_is_used_and_no_temporary_one_is_lef
     run_id = LabelStore(str(tmp_path / "store")).lineage("texts", 0)["flow_run_id"]
     assert _flow_run_state(prefect_server, run_id) == "COMPLETED"
     assert _processes_with("PREFECT_HOME", str(home)) == []
+
+
+def test_a_prefect_server_that_does_not_answer_is_one_clear_line_and_nothing_is_published(tmp_path):
+    """PREFECT_API_URL names a server that is down: the command says so in one line (no
+    traceback), names the address and how to fix it, and publishes nothing."""
+    from tests.integration.stack import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}/api"
+    env = _env(tmp_path, dead)
+    spec = write_job(tmp_path / "job", make_text_frame(30))
+    result = _cli("run", str(spec), env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: no Prefect server answers at " + dead)
+    assert "unset PREFECT_API_URL" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert LabelStore(str(tmp_path / "store")).names() == []
