@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
+NOT_RUNNING = (
+    "; is Label Studio running there? (`make stack` starts the local one; LABEL_STUDIO_URL names another)"
+)
+
 
 class Transient(Exception):
     """A failure worth retrying; ``sent`` tells whether the server may have acted on it."""
@@ -166,7 +170,8 @@ class Connection:
             except Transient as error:
                 if attempt == self.retries or (only_unsent and error.sent):
                     tries = f"after {attempt + 1} attempt{'s' if attempt else ''}"
-                    raise ServiceError(self._scrub(f"{error} ({tries})")) from None
+                    hint = "" if error.sent else NOT_RUNNING
+                    raise ServiceError(self._scrub(f"{error} ({tries}){hint}")) from None
                 self._sleep(attempt, str(error))
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -354,6 +354,7 @@ def test_a_down_server_fails_after_retries_naming_the_url_not_the_token(
 
     message = str(failure.value)
     assert url in message and "/api/projects/" in message and "3 attempts" in message
+    assert "is Label Studio running there?" in message and "LABEL_STUDIO_URL" in message
     assert token not in message and token not in caplog.text and token not in repr(down)
     assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
 
@@ -392,8 +393,9 @@ def test_5xx_answers_are_retried_then_reported_with_the_status() -> None:
         backoff=0.01,
         transport=httpx.MockTransport(lambda r: httpx.Response(500, text="boom")),
     )
-    with pytest.raises(ServiceError, match=r"GET http://ls.test/api/tasks/ answered HTTP 500"):
+    with pytest.raises(ServiceError, match=r"GET http://ls.test/api/tasks/ answered HTTP 500") as failure:
         always.task_index(7)
+    assert "is Label Studio running" not in str(failure.value)  # it is: it answered
 
 
 def test_a_loopback_webhook_url_is_added_once_or_refused_with_the_setting_that_allows_it(
