@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from labelgate import progress
 from labelgate.errors import DataError, LabelgateError, ServiceError, preview
 from labelgate.labelconfig import ITEM_HASH_KEY, ITEM_ID_KEY, ROUTE_REASON_KEY, SUPERSEDED_KEY
 from labelgate.labelstudio import wire
@@ -87,6 +88,9 @@ class Imports(Tasks):
                 chunk = chunk[~there]
             if not chunk.empty:
                 created += self._import_chunk(project_id, chunk, control)
+            if len(frame) > chunk_size:
+                done = min(start + chunk_size, len(frame))
+                progress.working("import", f"{done} of {len(frame)} items checked, {created} new tasks")
         if changed:
             raise DataError(wire.changed_message(project_id, changed))
         logger.info(

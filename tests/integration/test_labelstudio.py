@@ -95,8 +95,12 @@ def test_rerun_reuses_the_project_and_updates_a_changed_config(client: LabelStud
 
 
 def test_import_of_2000_items_is_chunked_idempotent_and_carries_predictions(
-    client: LabelStudio, project: int
+    client: LabelStudio, project: int, monkeypatch
 ) -> None:
+    from labelgate import progress
+
+    said: list[tuple[str, str]] = []
+    monkeypatch.setattr(progress, "_listeners", [lambda step, detail: said.append((step, detail))])
     items = _items(2000)
     calls: list[str] = []
     client._http.event_hooks["request"].append(
@@ -104,6 +108,7 @@ def test_import_of_2000_items_is_chunked_idempotent_and_carries_predictions(
     )
 
     created = client.import_items(project, items, chunk_size=500)
+    assert said == [("import", f"{n} of 2000 items checked, {n} new tasks") for n in (500, 1000, 1500, 2000)]
     imports = [c for c in calls if c.endswith("/import")]
     created_again = client.import_items(project, items, chunk_size=500)
     created_extra = client.import_items(project, _items(2010), chunk_size=500)  # 10 new
