@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 labelsets = typer.Typer(help="Read versioned label sets.", no_args_is_help=True)
 app.add_typer(labelsets, name="labelsets")
-console = Console()
+console = Console(soft_wrap=True)  # paths and URLs stay whole (copy-pasteable) off a terminal
 errors = Console(stderr=True)
 
 

@@ -36,6 +36,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
+from labelgate import progress
 from labelgate.errors import DataError, LabelgateError, SpecError
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
@@ -357,7 +358,8 @@ def out_of_sample_proba(
             features[m.featurizer_name] = clone(m.featurizer).fit_transform(Xa)
 
     total = np.zeros((n, k), dtype=np.float64)
-    for m in members:
+    for j, m in enumerate(members):
+        progress.working("out-of-sample", f"model {j + 1} of {len(members)}: {m.name}, {len(folds)} folds")
         Z = features[m.featurizer_name]
         for train_idx, test_idx in folds:
             fit_idx = train_idx[mask[train_idx]]

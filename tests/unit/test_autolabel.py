@@ -55,8 +55,16 @@ def test_unknown_kind_names_the_valid_ones():
 
 
 def test_out_of_sample_proba_tabular_shape_and_accuracy(wine):
+    from labelgate import progress
+
     X, y = wine
-    p = out_of_sample_proba(X, y, kind="tabular", n_folds=3, seed=0)
+    said: list[tuple[str, str]] = []
+    unsubscribe = progress.subscribe(lambda step, detail: said.append((step, detail)))
+    try:
+        p = out_of_sample_proba(X, y, kind="tabular", n_folds=3, seed=0)
+    finally:
+        unsubscribe()
+    assert [detail.split(":")[0] for _, detail in said] == ["model 1 of 3", "model 2 of 3", "model 3 of 3"]
     assert p.shape == (len(y), 3)
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-9)
     assert (p.argmax(axis=1) == y).mean() > 0.93
