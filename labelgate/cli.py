@@ -66,7 +66,8 @@ def demo(
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Prefect's log lines."),
 ) -> None:
-    """Run the bundled demo: scikit-learn's digits with 15% of labels flipped on purpose."""
+    """Run the bundled demo: scikit-learn's digits with 15% of labels flipped on purpose (3% when
+    you label yourself, so that the job is one person's work)."""
     from labelgate.demo import scorecard, write_demo
     from labelgate.spec import load_spec
     from labelgate.store import LabelStore

@@ -18,10 +18,19 @@ from sklearn.datasets import load_digits
 
 CLASSES = [str(d) for d in range(10)]
 GOLD_PER_CLASS = 3
+NOISE, UNLABELED = 0.15, 0.2
+"""Shares of labels flipped and missing in the demo (the bots' or no review)."""
+BY_HAND_NOISE, BY_HAND_UNLABELED = 0.03, 0.03
+"""The same when a person labels: about 150 tasks for one person instead of about 600."""
 
 
 def write_demo(
-    folder: Path, *, noise: float = 0.15, unlabeled: float = 0.2, seed: int = 7, review: str = "none"
+    folder: Path,
+    *,
+    noise: float | None = None,
+    unlabeled: float | None = None,
+    seed: int = 7,
+    review: str = "none",
 ) -> Path:
     """Write the demo data and spec; returns the spec path.
 
@@ -29,7 +38,13 @@ def write_demo(
     unlabeled: share of items without a label (they get machine labels);
     review: "none", "bots" (three bot labelers in Label Studio, 2 answers per item) or "people"
     (the tasks wait in Label Studio for the person at the keyboard).
+
+    By default 15% of the labels are flipped and 20% missing; labeling by hand, 3% and 3%: a
+    job one person can finish (about 150 tasks rather than about 600).
     """
+    by_hand = review == "people"
+    noise = (BY_HAND_NOISE if by_hand else NOISE) if noise is None else noise
+    unlabeled = (BY_HAND_UNLABELED if by_hand else UNLABELED) if unlabeled is None else unlabeled
     rng = np.random.default_rng(seed)
     digits = load_digits()
     n = len(digits.target)

@@ -57,3 +57,19 @@ def test_a_person_labeling_the_demo_alone_is_never_asked_for_a_second_opinion(tm
 def test_labeling_the_demo_by_hand_starts_from_a_project_the_bots_have_not_answered(tmp_path):
     by_hand = load_spec(write_demo(tmp_path / "people", review="people")).output.label_set
     assert by_hand != load_spec(write_demo(tmp_path / "bots", review="bots")).output.label_set
+
+
+def test_the_demo_for_a_person_plants_fewer_errors_so_that_one_person_can_finish_it(tmp_path):
+    from labelgate.demo import BY_HAND_NOISE, NOISE
+
+    def shares(review):
+        write_demo(tmp_path / review, review=review)
+        truth = pd.read_csv(tmp_path / review / "digits-truth.csv")
+        return truth["flipped"].mean(), truth["given"].isna().mean()
+
+    flipped, missing = shares("bots")
+    assert abs(flipped - NOISE) < 0.03 and abs(missing - 0.2) < 0.03
+    flipped, missing = shares("people")
+    assert abs(flipped - BY_HAND_NOISE) < 0.015 and abs(missing - 0.03) < 0.015
+    assert write_demo(tmp_path / "mine", review="people", noise=0.5).exists()  # still settable
+    assert pd.read_csv(tmp_path / "mine" / "digits-truth.csv")["flipped"].mean() > 0.4
