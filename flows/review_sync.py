@@ -144,6 +144,8 @@ def review_batch_status(
             continue
         if awaited is not None and task["item_id"] not in awaited:
             continue  # the run does not wait for it
+        if task["overlap"] == 0:
+            continue  # retired (LabelStudio.retire_tasks): no run asks about it
         if task["total_annotations"] + task["cancelled_annotations"] < max(required, task["overlap"]):
             # one short task settles it
             total = len(awaited) if awaited is not None else tasks - foreign

@@ -397,6 +397,20 @@ class LabelStore:
         except (KeyError, TypeError) as exc:
             raise StoreError(f"cannot read {what}: {exc!r}") from None
 
+    def awaited_by_any_run(self) -> frozenset[str]:
+        """Every item some flow run's record (``save_awaited``) says it waits for: the tasks a
+        run of the same job must not retire (``LabelStudio.retire_tasks``). A record left by a
+        run that crashed counts too, which only keeps a task on offer."""
+        fs, path = fsspec.core.url_to_fs(f"{self.root}/{AWAITING}", **self.storage_options)
+        if not fs.exists(path):
+            return frozenset()
+        items: set[str] = set()
+        for entry in fs.ls(path, detail=False):
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.endswith(".json"):
+                items |= self.awaited(name.removesuffix(".json")) or frozenset()
+        return frozenset(items)
+
     def forget_awaited(self, flow_run_id: str) -> None:
         """Remove the run's record (it waits for nothing any more); no error when there is none."""
         fs, path = fsspec.core.url_to_fs(self._awaited_uri(flow_run_id), **self.storage_options)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import deployment, flow_run
 
 from labelgate.errors import DataError, LabelgateError, preview
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
@@ -258,7 +259,12 @@ def labelstudio_client():
 def send_to_review(
     spec: LabelingJobSpec, dataset: Dataset, rows: pd.DataFrame, routed: pd.DataFrame, model_version: str
 ) -> int:
-    """Create or reuse the job's project and import the routed items (idempotent)."""
+    """Create or reuse the job's project and import the routed items (idempotent).
+
+    In a project an earlier run used, the tasks nobody answered whose items this run does not
+    route, and no waiting run awaits, are retired first (``retire_unrouted``), so that labelers
+    are not handed work no run needs; the routed items' tasks are offered again if an earlier
+    run retired them or they were made when the spec asked fewer people."""
     kind = (
         "text" if dataset.kind == "text" else ("image" if spec.review.display == "digit_image" else "tabular")
     )
@@ -279,11 +285,36 @@ def send_to_review(
             feature_names=list(spec.dataset.feature_columns or []),
             model_version=model_version,
         )
+        routed_ids = routed["item_id"].astype(str).tolist()
+        reused = client.count_tasks(project) > 0
+        if reused:
+            retire_unrouted(client, project, routed_ids)
         if spec.review.changed_items == "ask_again":
             ask_again(client, project, frame)
         created = client.import_items(project, frame)
+        if reused:
+            k = spec.review.annotators_per_item
+            client.ask_for_more_answers(project, dict.fromkeys(routed_ids, k), only_raise=True)
     get_run_logger().info("project %s: %d routed items, %d new tasks", project, len(routed), created)
     return project
+
+
+def retire_unrouted(client: Any, project: int, routed_ids: list[str]) -> list[str]:
+    """Retire (``LabelStudio.retire_tasks``) the project's unanswered tasks whose items this run
+    does not route and no run waits for (``LabelStore.awaited_by_any_run``). A deployed run
+    records what it routes first, so that a run of the same job starting meanwhile keeps them."""
+    store = LabelStore()
+    if deployment.id:
+        store.save_awaited(flow_run.get_id(), routed_ids)
+    retired = client.retire_tasks(project, keep=set(routed_ids) | store.awaited_by_any_run())
+    if retired:
+        get_run_logger().info(
+            "project %s: %d unanswered task(s) no run asks about any more are no longer offered (%s)",
+            project,
+            len(retired),
+            preview(retired),
+        )
+    return retired
 
 
 def ask_again(client: Any, project: int, frame: pd.DataFrame) -> int:

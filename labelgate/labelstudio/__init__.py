@@ -11,7 +11,8 @@ The class is put together from one module per thing it does:
 - :mod:`~labelgate.labelstudio.connection`: HTTP, retries with backoff, secret scrubbing, the
   Data Manager's task pages;
 - :mod:`~labelgate.labelstudio.projects`: projects from the spec's labeling config;
-- :mod:`~labelgate.labelstudio.tasks`: listing and counting tasks, asking more people;
+- :mod:`~labelgate.labelstudio.tasks`: listing and counting tasks, asking more people, retiring
+  the tasks no run asks about any more;
 - :mod:`~labelgate.labelstudio.imports`: items into tasks in bulk, and the tasks of changed
   items set aside;
 - :mod:`~labelgate.labelstudio.annotations`: the incremental read of answers, and writing one;
@@ -27,6 +28,7 @@ Endpoints used (Label Studio 1.23, Community edition):
   with a ``query`` filter, paged by task id;
 - annotations: read through ``GET /api/projects/{id}/export?exportType=JSON&ids[]=..``,
   written with ``POST /api/tasks/{id}/annotations/`` (with ``completed_by``);
+- a task's wanted answers (``overlap``, ``is_labeled``): ``PATCH /api/tasks/{id}/``;
 - users: ``GET/POST /api/users/``; webhooks: ``GET/POST/PATCH /api/webhooks/``.
 
 Reliability: see :mod:`~labelgate.labelstudio.connection`. A POST that may have reached the

@@ -1,9 +1,10 @@
 """Listing and counting a project's tasks through the Data Manager (``GET /api/tasks/`` with a
-``query`` filter, keyset-paged by task id), and asking more people about some of them."""
+``query`` filter, keyset-paged by task id), asking more people about some of them, and retiring
+those nobody needs to answer any more."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
@@ -71,16 +72,20 @@ class Tasks(Projects):
                     "annotator_ids": wire.user_ids(task.get("annotators")),
                     "total_annotations": int(task.get("total_annotations") or 0),
                     "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
-                    "overlap": int(task.get("overlap") or 1),
+                    "overlap": 1 if task.get("overlap") is None else int(task["overlap"]),
                 }
 
-    def ask_for_more_answers(self, project_id: int, answers: Mapping[str, int]) -> int:
+    def ask_for_more_answers(
+        self, project_id: int, answers: Mapping[str, int], *, only_raise: bool = False
+    ) -> int:
         """Have Label Studio offer these items' tasks to more people: item id -> the number of
         answers the task should end with (its ``overlap``; the project's ``maximum_annotations``
         sets it for every task at import). The label stream offers a task while it is not
         labeled, so a task short of its new count is marked not labeled again; Label Studio marks
         it labeled once it has them. For the few items labelgate asks one more person about
-        (adjudication, active learning): one request per task that changes. Returns how many."""
+        (adjudication, active learning): one request per task that changes. ``only_raise``:
+        leave a task that already asks for as many or more (a task :meth:`retire_tasks` retired
+        asks for none, so this offers it again). Returns how many changed."""
         if not answers:
             return 0
         wanted = {str(item): int(n) for item, n in answers.items()}
@@ -92,12 +97,32 @@ class Tasks(Projects):
             for tasks in self._dm_pages(project_id, fields="task_only", filters=filters):
                 for task in tasks:
                     n = wanted.get(str(wire.item_id_of(task)))
-                    if n is None or int(task.get("overlap") or 0) == n:
+                    overlap = int(task.get("overlap") or 0)
+                    if n is None or overlap == n or (only_raise and overlap > n):
                         continue
                     done = int(task.get("total_annotations") or 0) >= n
                     self._json("PATCH", f"/api/tasks/{task['id']}/", json={"overlap": n, "is_labeled": done})
                     changed += 1
         return changed
+
+    def retire_tasks(self, project_id: int, keep: Collection[str]) -> list[str]:
+        """Stop Label Studio offering the tasks labelgate no longer asks about: each task made by
+        labelgate that nobody has answered or skipped, whose item is not in ``keep``, is set to
+        want no answer (``overlap`` 0, marked labeled), so the label stream passes over it. Nothing
+        is deleted: a person can still open it from the Data Manager, and
+        ``ask_for_more_answers(..., only_raise=True)`` offers it again. One listing of the tasks
+        not labeled yet, one request per task retired. Returns the item ids retired."""
+        keep = set(map(str, keep))
+        retired: list[str] = []
+        for task in self.iter_tasks(project_id, unlabeled=True):
+            item = task["item_id"]
+            if item is None or item in keep or task["overlap"] == 0:
+                continue
+            if task["total_annotations"] or task["cancelled_annotations"]:
+                continue  # begun: its answers count, and whoever gives the rest is welcome
+            self._json("PATCH", f"/api/tasks/{task['task_id']}/", json={"overlap": 0, "is_labeled": True})
+            retired.append(item)
+        return retired
 
     def count_tasks(
         self, project_id: int, *, min_annotations: int | None = None, labeled: bool | None = None

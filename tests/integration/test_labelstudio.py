@@ -447,3 +447,47 @@ def test_a_task_asked_for_one_more_answer_is_offered_again_until_it_has_it(
     )
     assert state("item-00000") == (2, True)
     assert review_batch_status(client, one_each, project_id=project).complete
+
+
+def test_tasks_no_run_asks_about_are_retired_from_the_label_stream_and_offered_again_when_routed(
+    client: LabelStudio, project: int
+) -> None:
+    """``retire_tasks`` keeps Label Studio's own label stream (``/api/projects/{id}/next/``, what
+    "Label All Tasks" serves a person) from handing out tasks nobody needs; answers are never
+    touched; ``ask_for_more_answers(only_raise=True)`` offers a retired task again."""
+    frame = _items(5)
+    client.import_items(project, frame)
+    tasks = client.list_tasks(project).set_index("item_id")
+    someone = client.ensure_user("retire-someone@labelgate.local")
+    begun = "item-00001"
+    client.create_annotation(
+        int(tasks.at[begun, "task_id"]), "food", project_id=project, completed_by=someone
+    )
+
+    def served() -> set[str]:
+        """Every task the label stream hands the admin, each skipped so that the next one comes."""
+        out: set[str] = set()
+        while True:
+            try:
+                task = client._json("GET", f"/api/projects/{project}/next/")
+            except ServiceError as exc:
+                assert "no tasks" in str(exc).lower() or "404" in str(exc)
+                break
+            out.add(task["data"]["item_id"])
+            client._json(
+                "POST", f"/api/tasks/{task['id']}/annotations/", json={"result": [], "was_cancelled": True}
+            )
+        return out
+
+    retired = client.retire_tasks(project, keep={"item-00000"})
+    assert sorted(retired) == ["item-00002", "item-00003", "item-00004"]  # not the one begun
+    assert client.retire_tasks(project, keep={"item-00000"}) == []  # retired already: no request
+    assert served() == {"item-00000"}  # item-00001 has its one answer; the retired are passed over
+    assert len(client.fetch_annotations(project, settle=0).query("status == 'ok'")) == 1  # kept
+
+    # a later run routes item-00003 again: it is offered again; item-00001 asks for no more
+    assert client.ask_for_more_answers(project, {"item-00003": 1, "item-00001": 1}, only_raise=True) == 1
+    assert served() == {"item-00003"}
+    # only_raise never lowers what a task asks for
+    client.ask_for_more_answers(project, {"item-00001": 3})
+    assert client.ask_for_more_answers(project, {"item-00001": 1}, only_raise=True) == 0

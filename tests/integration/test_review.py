@@ -234,6 +234,45 @@ def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
     assert store.latest_version(label_set) == 0
 
 
+def test_a_rerun_that_routes_fewer_items_stops_offering_the_others_and_offers_them_again_later(
+    tmp_path, prefect_server, labelstudio_server
+):
+    """The spec changes between runs so that the audit sample is no longer routed: its tasks
+    that nobody answered are retired (Label Studio's label stream passes over them), the routed
+    ones stay on offer; when a later run routes them again, they are offered again. No task is
+    made twice."""
+    spec, label_set, _ = _job(tmp_path / "job", simulate=False)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    first = _run(spec, env, tmp_path)
+    assert first.returncode == 1 and "waiting for people" in first.stderr
+    project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+    job = yaml.safe_load(spec.read_text())
+
+    def overlaps(client) -> dict[str, int]:
+        return {t["item_id"]: t["overlap"] for t in client.iter_tasks(project)}
+
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        before = overlaps(client)
+        assert set(before.values()) == {2}
+        job["review"]["audit_share"] = 0.0
+        spec.write_text(yaml.safe_dump(job))
+        second = _run(spec, env, tmp_path)
+        assert second.returncode == 1 and "waiting for people" in second.stderr
+        routed = int(re.search(r"of (\d+) routed items", " ".join(second.stderr.split())).group(1))
+        after = overlaps(client)
+        retired = sorted(item for item, n in after.items() if n == 0)
+        assert set(after) == set(before) and len(retired) == len(before) - routed > 0
+        assert client.count_tasks(project, labeled=False) == len(before)  # retired, not answered
+
+        job["review"]["audit_share"] = 0.3
+        spec.write_text(yaml.safe_dump(job))
+        third = _run(spec, env, tmp_path)
+        assert third.returncode == 1 and "waiting for people" in third.stderr
+        assert overlaps(client) == before  # offered again, and no task made twice
+        assert client.task_index(project).keys() == before.keys()
+    assert LabelStore(str(tmp_path / "store")).latest_version(label_set) is None  # nothing half-done
+
+
 def test_machine_labels_people_reject_go_to_people_in_a_second_round_of_the_same_run(
     tmp_path, prefect_server, labelstudio_server
 ):

@@ -30,7 +30,9 @@ class FakeTasks:
 
     @staticmethod
     def _labeled(task: dict) -> bool:
-        return task["total_annotations"] >= task["overlap"]
+        # the Data Manager's completed_at: the newest annotation of a task marked labeled, so a
+        # retired task (overlap 0) that nobody answered still lists as not labeled
+        return task["total_annotations"] >= task["overlap"] and task["total_annotations"] > 0
 
     def count_tasks(self, project_id, *, labeled=None):
         return sum(1 for t in self.tasks if labeled is None or self._labeled(t) == labeled)
@@ -91,3 +93,12 @@ def test_a_task_the_run_does_not_wait_for_does_not_keep_it_waiting():
     late = FakeTasks([(f"old{i}", 0, 0) for i in range(5)] + [("new0", 1, 0), ("new1", 2, 0)])
     status = review_batch_status(late, _spec(2), project_id=1, awaited=frozenset({"new0", "new1"}))
     assert not status.complete and status.tasks == 2 and 0 <= status.answered <= 1
+
+
+def test_a_retired_task_does_not_keep_a_batch_open():
+    """A task no run asks about any more (``LabelStudio.retire_tasks``: overlap 0, no answer) is
+    not waited for, even by a run that recorded no awaited items; one still offered is."""
+    retired = FakeTasks([(f"i{i}", 2, 0) for i in range(10)] + [("stale", 0, 0, 0)])
+    assert review_batch_status(retired, _spec(2), project_id=1).complete
+    offered = FakeTasks([(f"i{i}", 2, 0) for i in range(10)] + [("stale", 0, 0, 2)])
+    assert not review_batch_status(offered, _spec(2), project_id=1).complete
