@@ -96,14 +96,17 @@ def test_event_log_is_append_only_and_idempotent(isolated_store):
 def test_the_items_a_run_waits_for_are_kept_until_forgotten(isolated_store):
     store = LabelStore()
     assert store.awaited("run-1") is None  # a run that recorded nothing
+    assert store.awaited_by_any_run() == frozenset()
     store.save_awaited("run-1", ["b", "a", "a"])
     store.save_awaited("run-2", ["c"])
     assert store.awaited("run-1") == {"a", "b"} and store.awaited("run-2") == {"c"}
     store.save_awaited("run-1", ["d"])  # its next wait replaces the record
     assert store.awaited("run-1") == {"d"}
+    assert store.awaited_by_any_run() == {"c", "d"}  # what no run of the job may retire
     store.forget_awaited("run-1")
     store.forget_awaited("run-1")  # twice is no error
     assert store.awaited("run-1") is None and store.awaited("run-2") == {"c"}
+    assert store.awaited_by_any_run() == {"c"}
     assert store.names() == []  # no label set appears
     with open(f"{store.root}/_awaiting/run-2.json", "w") as handle:
         handle.write("{not json")
