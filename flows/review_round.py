@@ -48,7 +48,8 @@ from tasks.review import (
 )
 from tasks.route import route_items
 
-#: How often one run may suspend at the same number of finished items before it gives up.
+#: How often one run may suspend at one wait (resumed by the sync, the webhook or a person,
+#: and still short of answers) before it gives up.
 MAX_SUSPENDS = 50
 
 
@@ -179,12 +180,13 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
         LabelStore().save_awaited(flow_run.get_id(), reviews.routed["item_id"].astype(str))
         # A resumed run starts again from the top and syncs the answers (only those new since the
         # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not
-        # complete (its new answers call for one more person), it suspends again. Keys already
-        # answered return their stored input at once, so a person's accept_as_is is honoured.
+        # complete (its new answers call for one more person), it suspends again, under the next
+        # key. The keys of one wait are numbered only, never tied to the answers so far: a key
+        # already answered returns its stored input at once, so the rerun replays every decision
+        # made at this wait, and a person's accept_as_is holds even when people answered more
+        # after the run suspended (with the answer count in the key it suspended again).
         for attempt in range(MAX_SUSPENDS):
-            decision = suspend_flow_run(
-                wait_for_input=ReviewDecision, key=f"{key}-{reviews.done}-{attempt}", timeout=None
-            )
+            decision = suspend_flow_run(wait_for_input=ReviewDecision, key=f"{key}-{attempt}", timeout=None)
             if decision.accept_as_is:
                 return
     raise ReviewPending(

@@ -263,6 +263,34 @@ def test_a_webhook_event_resumes_a_deployed_job_once_its_batch_is_complete(deplo
     assert "Traceback" not in receiver["log"].read_text()
 
 
+def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_job):
+    """The waiting run's form in the Prefect UI (its ``ReviewDecision`` RunInput): with
+    ``accept_as_is``, it publishes with the answers people gave so far, including those given
+    after it suspended; the items nobody answered keep the status they had, and nothing waits."""
+    job = deployed_job
+    job.submit_and_wait_until_suspended()
+    first = sorted(job.tasks, key=job.tasks.get)[:3]  # the bots work in task order
+    for n, bot in enumerate(BOTS):
+        job.answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
+            job.ls, job.project, truth=job.truth, classes=CLASSES, max_per_task=K, limit=3
+        )
+    assert job.answers == K * len(first) < K * len(job.tasks)
+    time.sleep(3)
+    assert job.state().name == "Suspended"  # an incomplete batch resumes nothing by itself
+
+    started = time.monotonic()
+    job.prefect.resume_flow_run(job.run.id, run_input={"accept_as_is": True})  # what the UI sends
+    job.wait_until_completed(started, "accept as is")
+    store = LabelStore(str(job.worker["store"]))
+    assert store.latest_version(job.label_set) == 0
+    rows = store.read(job.label_set).set_index("item_id")
+    assert set(rows.index[rows["source"] == "human"]) == set(first)
+    assert (rows.loc[first, "label"] == [job.truth[i] for i in first]).all()
+    events = store.events(label_set=job.label_set)
+    assert (events["source"] == "human").sum() == job.answers  # none lost, none counted twice
+    assert store.awaited(str(job.run.id)) is None  # it waits for nothing any more
+
+
 @pytest.fixture
 def receiver(tmp_path, prefect_server, labelstudio_server, worker) -> Iterator[dict]:
     """The labelgate API (``labelgate serve``) on a free loopback port, with a webhook secret and
