@@ -7,12 +7,17 @@ and deletes it afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import select
 import socket
+import socketserver
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
+from urllib.parse import urlsplit
 
 import httpx
 import pandas as pd
@@ -362,6 +367,60 @@ def test_a_down_server_fails_after_retries_naming_the_url_not_the_token(
     assert "is Label Studio running there?" in message and "LABEL_STUDIO_URL" in message
     assert token not in message and token not in caplog.text and token not in repr(down)
     assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+
+
+@contextlib.contextmanager
+def _slow_proxy(upstream: str, delay: float) -> Iterator[str]:
+    """A TCP relay in front of the real Label Studio that holds back each connection's first
+    answer for ``delay`` seconds: a slow server, as a loaded one is."""
+    target = urlsplit(upstream)
+
+    class Relay(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            with socket.create_connection((target.hostname, target.port)) as up:
+                held = True
+                while True:
+                    ready, _, _ = select.select([self.request, up], [], [], 30)
+                    if not ready:
+                        return
+                    for end in ready:
+                        data = end.recv(65536)
+                        if not data:
+                            return
+                        if end is up and held:
+                            time.sleep(delay)
+                            held = False
+                        (self.request if end is up else up).sendall(data)
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Relay)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_slow_server_is_waited_for_up_to_the_timeout_then_retried_then_reported(
+    labelstudio_server: LabelStudioServer, project: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = labelstudio_server.api_key
+    with _slow_proxy(labelstudio_server.url, delay=0.5) as url, LabelStudio(url, key, timeout=5) as slow:
+        assert slow.count_tasks(project) == 0  # slow, but within the timeout: no error
+
+    with (
+        _slow_proxy(labelstudio_server.url, delay=4) as url,
+        LabelStudio(url, key, timeout=1, retries=2, backoff=0.01) as slower,
+        caplog.at_level(logging.WARNING),
+        pytest.raises(ServiceError) as failure,
+    ):
+        slower.count_tasks(project)
+    message = str(failure.value)
+    assert url in message and "no answer within 1" in message and "3 attempts" in message
+    assert "is Label Studio running" not in message  # it is: it is slow
+    assert len([r for r in caplog.records if "retry" in r.getMessage()]) == 2
+    assert key not in message and key not in caplog.text
 
 
 def test_a_wrong_token_fails_at_once_with_label_studio_s_message(
