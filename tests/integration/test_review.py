@@ -262,6 +262,11 @@ def test_a_rerun_that_routes_fewer_items_stops_offering_the_others_and_offers_th
         after = overlaps(client)
         retired = sorted(item for item, n in after.items() if n == 0)
         assert set(after) == set(before) and len(retired) == len(before) - routed > 0
+        index = client.task_index(project)
+        reasons = [
+            client._json("GET", f"/api/tasks/{index[item]}/")["data"]["route_reason"] for item in retired
+        ]
+        assert all("audit sample" in reason for reason in reasons), reasons  # exactly what was dropped
         assert client.count_tasks(project, labeled=False) == len(before)  # retired, not answered
 
         job["review"]["audit_share"] = 0.3
