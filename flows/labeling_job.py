@@ -29,6 +29,7 @@ from prefect.runtime import flow_run
 
 from flows.learning_round import learning_round
 from flows.review_round import earlier_answers, review_round
+from labelgate import run_logs
 from labelgate.spec import LabelingJobSpec
 from tasks import report_figure
 from tasks.audit import audit
@@ -47,6 +48,7 @@ from tasks.screen import apply_screening, screen, screening_summary
 @flow(name="labeling-job", log_prints=False, validate_parameters=True)
 def labeling_job(spec: LabelingJobSpec) -> Published:
     """Label a dataset: screen, autolabel, audit every label, quarantine suspects, gate, publish."""
+    run_logs.send_to_prefect()  # labelgate's own log lines on the run's page
     report_figure.warm_up()  # the report's drawing process starts on the other core
     check_publish_rights(spec)  # fail fast; checked again on the day of the publish
     dataset = ingest(spec)

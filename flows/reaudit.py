@@ -12,6 +12,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from labelgate import run_logs
 from labelgate.store import LabelStore
 from tasks.reaudit import Reaudited, reaudit_label_set
 
@@ -19,6 +20,7 @@ from tasks.reaudit import Reaudited, reaudit_label_set
 @flow(name="reaudit", log_prints=False, validate_parameters=True)
 def reaudit(label_sets: list[str] | None = None) -> list[Reaudited]:
     """Re-audit the latest version of each label set (all of them when ``label_sets`` is empty)."""
+    run_logs.send_to_prefect()
     names = label_sets or LabelStore().names()
     results = [reaudit_label_set(name, flow_run_id=flow_run.get_id()) for name in names]
     changed = [r for r in results if r.created]

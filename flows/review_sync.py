@@ -51,6 +51,7 @@ from prefect.exceptions import FlowPauseTimeout, NotPausedError, ObjectNotFound
 from prefect.flow_runs import resume_flow_run
 from pydantic import ValidationError
 
+from labelgate import run_logs
 from labelgate.errors import LabelgateError
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
@@ -291,6 +292,7 @@ def review_sync() -> list[str]:
     Returns the ids of the flow runs it resumed (as strings). Safe to run at any time, and
     concurrently with the webhook receiver.
     """
+    run_logs.send_to_prefect()
     log = get_run_logger()
     jobs = list(suspended_labeling_runs(log=log))
     if not jobs:

@@ -111,11 +111,18 @@ class _ReportedByTheCli(logging.Filter):
     """Prefect logs a traceback for any exception that ends a flow run. A ``LabelgateError`` (bad
     input, people still labeling, a gate) is reported by the CLI itself, as one ``error:`` line
     that names what is wrong and where; on the console, Prefect's copy is dropped (the Prefect UI
-    keeps it). Anything else still shows its traceback."""
+    keeps it). Anything else still shows its traceback. labelgate's own INFO lines are dropped
+    too: the progress display shows them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, LabelgateError)
+        if isinstance(exc, LabelgateError):
+            return False
+        # labelgate's own INFO lines go to the Prefect run's log (labelgate.run_logs); on the
+        # console the progress display shows them.
+        from labelgate.run_logs import LOGGERS
+
+        return record.levelno >= logging.WARNING or record.name.split(".")[0] not in LOGGERS
 
 
 @contextlib.contextmanager

@@ -48,6 +48,16 @@ def _flow_run_state(api_url: str, run_id: str) -> str:
         return asyncio.run(fetch())
 
 
+def _has_log_line(api_url: str, run_id: str, logger: str, start: str) -> bool:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}), get_client(sync_client=True) as client:
+        logs = client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])))
+    return any(log.name == logger and log.message.startswith(start) for log in logs)
+
+
 def test_run_export_diff_against_a_real_prefect_server(tmp_path, prefect_server):
     env = _env(tmp_path, prefect_server)
     spec = write_job(tmp_path / "job", make_text_frame(30))
@@ -61,10 +71,14 @@ def test_run_export_diff_against_a_real_prefect_server(tmp_path, prefect_server)
         f"text-job: {stage}" for stage in ("ingest", "autolabel", "publish", "report")
     ]
     assert "text-job: ingest (Completed)" in result.stdout
+    assert "text-job: out-of-sample (model 1 of" in result.stdout  # a step inside a stage
+    # ... shown once: labelgate's INFO lines go to the run's log in the UI, not to the console too
+    assert "labelgate.progress" not in result.stderr, result.stderr
 
     store = LabelStore(str(tmp_path / "store"))
     run_id = store.lineage("texts", 0)["flow_run_id"]
     assert _flow_run_state(prefect_server, run_id) == "COMPLETED"
+    assert _has_log_line(prefect_server, run_id, "labelgate.progress", "out-of-sample: model 1 of")
 
     # a second job on changed data gives version 1; export and diff read them back
     frame = make_text_frame(30)

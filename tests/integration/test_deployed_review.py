@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -150,6 +151,19 @@ class DeployedJob:
         assert not status.complete and status.answered == 0
         # what the sync and the webhook check: the items the run recorded before it suspended
         assert LabelStore(str(self.worker["store"])).awaited(str(self.run.id)) == set(self.tasks)
+        self.check_labelgate_lines_on_the_run_page()
+
+    def check_labelgate_lines_on_the_run_page(self) -> None:
+        """labelgate's own INFO lines (progress steps, the Label Studio adapter's) are in the run's
+        log in the Prefect UI, not only in the worker's log file (labelgate.run_logs)."""
+        of_the_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[self.run.id]))
+        logs = self.prefect.read_logs(log_filter=of_the_run)
+        ours = {(log.name, log.message) for log in logs if log.name.split(".")[0] in ("labelgate", "tasks")}
+        assert any(
+            name == "labelgate.progress" and message.startswith("out-of-sample: model 1 of")
+            for name, message in ours
+        ), sorted(ours)
+        assert any(name == "labelgate.labelstudio.imports" for name, _ in ours), sorted(ours)
 
     def add_a_task_nobody_waits_for(self) -> None:
         """An unanswered task of the same label set that this run does not wait for (an old
