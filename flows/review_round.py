@@ -42,6 +42,7 @@ from tasks.review import (
     extra_annotations,
     label_certainty,
     most_answers,
+    retire_after_acceptance,
     send_to_review,
     simulate_labelers,
     waiting_on_nobody,
@@ -126,10 +127,14 @@ def answers_from_people(
         if required == reviews.required:
             break
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
+    accepted_as_is = False
     if not reviews.complete:
-        wait_for_people(reviews, key=wait_key)
+        wait_for_people(reviews, key=wait_key)  # returns only when a person accepts it as it stands
+        accepted_as_is = True
     if deployment.id:  # it waits for nobody now
         LabelStore().forget_awaited(flow_run.get_id())
+    if accepted_as_is:  # the tasks nobody began are no longer handed out
+        retire_after_acceptance(project)
     return reviews
 
 

@@ -317,6 +317,25 @@ def retire_unrouted(client: Any, project: int, routed_ids: list[str]) -> list[st
     return retired
 
 
+@task(name="retire_after_acceptance", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def retire_after_acceptance(project: int) -> list[str]:
+    """A batch accepted as it stands (``accept_as_is``) asks nothing more: its tasks nobody has
+    begun are retired (``LabelStudio.retire_tasks``), so labelers are no longer handed them; tasks
+    another waiting run awaits stay. Call it after this run's awaited record is forgotten. A later
+    run that routes one of these items offers its task again."""
+    with labelstudio_client() as client:
+        retired = client.retire_tasks(project, keep=LabelStore().awaited_by_any_run())
+    if retired:
+        get_run_logger().info(
+            "project %s: the batch was accepted as it stands; %d unanswered task(s) are no longer "
+            "offered (%s)",
+            project,
+            len(retired),
+            preview(retired),
+        )
+    return retired
+
+
 def ask_again(client: Any, project: int, frame: pd.DataFrame) -> int:
     """``review.changed_items: ask_again``: the tasks of items whose content changed since their
     task was made are set aside (``LabelStudio.supersede_tasks``), their answers moved with them in

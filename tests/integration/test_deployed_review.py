@@ -303,6 +303,10 @@ def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_jo
     events = store.events(label_set=job.label_set)
     assert (events["source"] == "human").sum() == job.answers  # none lost, none counted twice
     assert store.awaited(str(job.run.id)) is None  # it waits for nothing any more
+    # and Label Studio no longer hands out the tasks nobody began (retired: overlap 0, kept)
+    overlap = {t["item_id"]: t["overlap"] for t in job.ls.iter_tasks(job.project)}
+    assert set(overlap) == set(job.tasks)
+    assert {item for item, n in overlap.items() if n == 0} == set(job.tasks) - set(first)
 
 
 @pytest.fixture
