@@ -78,6 +78,8 @@ stack-stop:
 servers-stop:
 	-bash deploy/prefect/stop.sh
 	-bash deploy/labelstudio/stop.sh
+	-PREFECT_STATE_DIR=$(CURDIR)/var/test/prefect bash deploy/prefect/stop.sh
+	-LABEL_STUDIO_STATE_DIR=$(CURDIR)/var/test/labelstudio bash deploy/labelstudio/stop.sh
 
 clean: stack-stop
 	rm -rf $(VENV) .labelstudio-venv var runs labelgate-store

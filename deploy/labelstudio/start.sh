@@ -8,7 +8,8 @@
 # Optional: LABEL_STUDIO_PORT (8080), LABEL_STUDIO_START_TIMEOUT (180 s; the first start runs
 # the database migrations, 80 s on a loaded 2-core machine, about 20 s after that).
 #
-# State: var/labelstudio/ (database, media, labelstudio.pid, labelstudio.log).
+# State: ${LABEL_STUDIO_STATE_DIR:-var/labelstudio}/ (database, media, labelstudio.pid,
+# labelstudio.log). The test suite runs its own server this way, apart from the demo's.
 # The admin user and its token are created on the first start only: a data dir made with
 # another token keeps it (the token check below then fails and says so).
 # Secrets reach Label Studio through its own environment variables, never the command line,
@@ -21,7 +22,7 @@ source "${repo_root}/deploy/service-lib.sh"
 port="${LABEL_STUDIO_PORT:-8080}"
 timeout="${LABEL_STUDIO_START_TIMEOUT:-180}"
 url="http://127.0.0.1:${port}"
-state_dir="${repo_root}/var/labelstudio"
+state_dir="${LABEL_STUDIO_STATE_DIR:-${repo_root}/var/labelstudio}"
 pid_file="${state_dir}/labelstudio.pid"
 log_file="${state_dir}/labelstudio.log"
 venv="${repo_root}/.labelstudio-venv"

@@ -2,8 +2,9 @@
 # Start a local Prefect server (SQLite) in the background on 127.0.0.1:${PREFECT_PORT:-4200},
 # from the project virtualenv (.venv/bin/prefect), with PREFECT_HOME=var/prefect.
 #
-# Optional env: PREFECT_PORT (4200), PREFECT_START_TIMEOUT (120 s).
-# State: var/prefect/ (PREFECT_HOME: prefect.db, prefect.pid, prefect.log).
+# Optional env: PREFECT_PORT (4200), PREFECT_START_TIMEOUT (120 s), PREFECT_STATE_DIR (var/prefect).
+# State: PREFECT_STATE_DIR (PREFECT_HOME: prefect.db, prefect.pid, prefect.log). The test
+# suite runs its own server this way (tests/integration/conftest.py), apart from the demo's.
 # Exits 0 once GET /api/health answers, or at once when it already does.
 set -euo pipefail
 
@@ -13,7 +14,7 @@ source "${repo_root}/deploy/service-lib.sh"
 port="${PREFECT_PORT:-4200}"
 timeout="${PREFECT_START_TIMEOUT:-120}"
 url="http://127.0.0.1:${port}"
-state_dir="${repo_root}/var/prefect"
+state_dir="${PREFECT_STATE_DIR:-${repo_root}/var/prefect}"
 pid_file="${state_dir}/prefect.pid"
 log_file="${state_dir}/prefect.log"
 prefect="${repo_root}/.venv/bin/prefect"

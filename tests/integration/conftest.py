@@ -1,9 +1,12 @@
 """Real servers for integration tests, started through the deploy/ scripts.
 
 Each fixture reuses a server that already answers its health check, and otherwise starts
-one and stops it when the test session ends. Ports follow the scripts: ``PREFECT_PORT``
-(4200) and ``LABEL_STUDIO_PORT`` (8080). Label Studio credentials come from the environment
-or else from ``var/secrets.env``, which ``deploy/secrets.sh`` creates on first use.
+one and stops it when the test session ends. The tests' servers are not the demo's: they listen
+on ``LABELGATE_TEST_PREFECT_PORT`` (4210) and ``LABELGATE_TEST_LABEL_STUDIO_PORT`` (8090) and keep
+their state in ``var/test/`` (``LABELGATE_TEST_STATE``), so ``make test`` leaves no test project in
+the Label Studio and no test run in the Prefect UI that ``make demo`` or ``make stack`` started.
+Label Studio credentials come from the environment or else from ``var/secrets.env``, which
+``deploy/secrets.sh`` creates on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +23,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SECRETS_FILE = REPO_ROOT / "var" / "secrets.env"
 SECRET_NAMES = ("LABEL_STUDIO_USERNAME", "LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_API_KEY")
+TEST_STATE = Path(os.environ.get("LABELGATE_TEST_STATE", REPO_ROOT / "var" / "test")).resolve()
+PREFECT_PORT = os.environ.get("LABELGATE_TEST_PREFECT_PORT", "4210")
+LABEL_STUDIO_PORT = os.environ.get("LABELGATE_TEST_LABEL_STUDIO_PORT", "8090")
+#: what the deploy/ scripts read: the tests' ports and state folders
+SERVER_ENV = {
+    "PREFECT_PORT": PREFECT_PORT,
+    "PREFECT_STATE_DIR": str(TEST_STATE / "prefect"),
+    "LABEL_STUDIO_PORT": LABEL_STUDIO_PORT,
+    "LABEL_STUDIO_STATE_DIR": str(TEST_STATE / "labelstudio"),
+}
 
 
 class LabelStudioServer(NamedTuple):
@@ -46,6 +59,7 @@ def _run(script: str) -> None:
     result = subprocess.run(
         ["bash", "-c", 'source deploy/secrets.sh && exec "$0"', script],
         cwd=REPO_ROOT,
+        env={**os.environ, **SERVER_ENV},
         capture_output=True,
         text=True,
         timeout=600,
@@ -84,7 +98,7 @@ def _flush_prefect_workers() -> None:
 @pytest.fixture(scope="session")
 def prefect_server() -> Iterator[str]:
     """API URL of a Prefect server (``http://127.0.0.1:<port>/api``)."""
-    api_url = f"http://127.0.0.1:{os.environ.get('PREFECT_PORT', '4200')}/api"
+    api_url = f"http://127.0.0.1:{PREFECT_PORT}/api"
     started = not _answers(f"{api_url}/health")
     if started:
         _run("deploy/prefect/start.sh")
@@ -97,7 +111,7 @@ def prefect_server() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def labelstudio_server() -> Iterator[LabelStudioServer]:
     """A Label Studio whose admin token is ``LABEL_STUDIO_API_KEY``."""
-    url = f"http://127.0.0.1:{os.environ.get('LABEL_STUDIO_PORT', '8080')}"
+    url = f"http://127.0.0.1:{LABEL_STUDIO_PORT}"
     started = not _answers(f"{url}/health")
     # start.sh also checks the token of a server that is already up, and creates the secrets.
     _run("deploy/labelstudio/start.sh")

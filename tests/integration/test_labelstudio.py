@@ -1,8 +1,8 @@
 """The Label Studio adapter and the bot labelers against a real Label Studio.
 
 Server: Label Studio, started by deploy/labelstudio/start.sh through the ``labelstudio_server``
-fixture (``LABEL_STUDIO_PORT``, default 8080). Each test works in its own project (uuid title)
-and deletes it afterwards.
+fixture (``LABELGATE_TEST_LABEL_STUDIO_PORT``, default 8090). Each test works in its own project
+(uuid title) and deletes it afterwards.
 """
 
 from __future__ import annotations
