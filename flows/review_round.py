@@ -182,7 +182,9 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
     if deployment.id:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
         # the sync and the webhook check these tasks only (flows/review_sync.py)
-        LabelStore().save_awaited(flow_run.get_id(), reviews.routed["item_id"].astype(str))
+        LabelStore().save_awaited(
+            flow_run.get_id(), reviews.routed["item_id"].astype(str), project=reviews.project_id
+        )
         # A resumed run starts again from the top and syncs the answers (only those new since the
         # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not
         # complete (its new answers call for one more person), it suspends again, under the next

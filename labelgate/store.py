@@ -378,37 +378,49 @@ class LabelStore:
     def _awaited_uri(self, flow_run_id: str) -> str:
         return f"{self.root}/{AWAITING}/{flow_run_id}.json"
 
-    def save_awaited(self, flow_run_id: str, item_ids: Iterable[str]) -> None:
+    def save_awaited(self, flow_run_id: str, item_ids: Iterable[str], *, project: int | None = None) -> None:
         """Record the items whose answers a flow run waits for before it suspends, so that the
         review-sync and the webhook receiver check those tasks only (``flows/review_sync.py``):
         a task of the same project that this run no longer asks about does not keep it waiting.
-        A later wait of the same run overwrites the record."""
-        payload = json.dumps({"flow_run_id": str(flow_run_id), "item_ids": sorted(map(str, item_ids))})
-        self.save_bytes(self._awaited_uri(flow_run_id), payload.encode())
+        ``project``: the Label Studio project the tasks are in. A later wait of the same run
+        overwrites the record."""
+        record = {"flow_run_id": str(flow_run_id), "item_ids": sorted(map(str, item_ids))}
+        if project is not None:
+            record["project"] = int(project)
+        self.save_bytes(self._awaited_uri(flow_run_id), json.dumps(record).encode())
 
-    def awaited(self, flow_run_id: str) -> frozenset[str] | None:
-        """The items recorded by ``save_awaited`` for the run, or None when it recorded none."""
+    def _awaited_record(self, flow_run_id: str) -> tuple[frozenset[str], int | None] | None:
         what = f"the items flow run {flow_run_id} waits for"
         record = self._read_record(self._awaited_uri(flow_run_id), what)
         if record is None:
             return None
         try:
-            return frozenset(map(str, record["item_ids"]))
-        except (KeyError, TypeError) as exc:
+            project = record.get("project")
+            return frozenset(map(str, record["item_ids"])), None if project is None else int(project)
+        except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(f"cannot read {what}: {exc!r}") from None
 
-    def awaited_by_any_run(self) -> frozenset[str]:
-        """Every item some flow run's record (``save_awaited``) says it waits for: the tasks a
-        run of the same job must not retire (``LabelStudio.retire_tasks``). A record left by a
-        run that crashed counts too, which only keeps a task on offer."""
+    def awaited(self, flow_run_id: str) -> frozenset[str] | None:
+        """The items recorded by ``save_awaited`` for the run, or None when it recorded none."""
+        record = self._awaited_record(flow_run_id)
+        return None if record is None else record[0]
+
+    def awaited_by_any_run(self, project: int | None = None) -> frozenset[str]:
+        """Every item some flow run's record (``save_awaited``) says it waits for in ``project``
+        (every project when None): the tasks a run of the same job must not retire
+        (``LabelStudio.retire_tasks``). A record left by a run that crashed counts too, which only
+        keeps a task on offer; so does a record that names no project."""
         fs, path = fsspec.core.url_to_fs(f"{self.root}/{AWAITING}", **self.storage_options)
         if not fs.exists(path):
             return frozenset()
         items: set[str] = set()
         for entry in fs.ls(path, detail=False):
             name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if name.endswith(".json"):
-                items |= self.awaited(name.removesuffix(".json")) or frozenset()
+            if not name.endswith(".json"):
+                continue
+            record = self._awaited_record(name.removesuffix(".json"))
+            if record is not None and (project is None or record[1] in (None, int(project))):
+                items |= record[0]
         return frozenset(items)
 
     def forget_awaited(self, flow_run_id: str) -> None:

@@ -305,8 +305,8 @@ def retire_unrouted(client: Any, project: int, routed_ids: list[str]) -> list[st
     records what it routes first, so that a run of the same job starting meanwhile keeps them."""
     store = LabelStore()
     if deployment.id:
-        store.save_awaited(flow_run.get_id(), routed_ids)
-    retired = client.retire_tasks(project, keep=set(routed_ids) | store.awaited_by_any_run())
+        store.save_awaited(flow_run.get_id(), routed_ids, project=project)
+    retired = client.retire_tasks(project, keep=set(routed_ids) | store.awaited_by_any_run(project))
     if retired:
         get_run_logger().info(
             "project %s: %d unanswered task(s) no run asks about any more are no longer offered (%s)",
@@ -324,7 +324,7 @@ def retire_after_acceptance(project: int) -> list[str]:
     another waiting run awaits stay. Call it after this run's awaited record is forgotten. A later
     run that routes one of these items offers its task again."""
     with labelstudio_client() as client:
-        retired = client.retire_tasks(project, keep=LabelStore().awaited_by_any_run())
+        retired = client.retire_tasks(project, keep=LabelStore().awaited_by_any_run(project))
     if retired:
         get_run_logger().info(
             "project %s: the batch was accepted as it stands; %d unanswered task(s) are no longer "

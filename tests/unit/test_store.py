@@ -108,6 +108,13 @@ def test_the_items_a_run_waits_for_are_kept_until_forgotten(isolated_store):
     assert store.awaited("run-1") is None and store.awaited("run-2") == {"c"}
     assert store.awaited_by_any_run() == {"c"}
     assert store.names() == []  # no label set appears
+    # a run's record names its Label Studio project: another job's waiting run keeps only its own
+    # project's tasks on offer; a record without one (written before) counts for every project
+    store.save_awaited("run-3", ["e"], project=7)
+    store.save_awaited("run-4", ["f"], project=8)
+    assert store.awaited("run-3") == {"e"}
+    assert store.awaited_by_any_run(7) == {"c", "e"} and store.awaited_by_any_run(8) == {"c", "f"}
+    assert store.awaited_by_any_run() == {"c", "e", "f"}
     with open(f"{store.root}/_awaiting/run-2.json", "w") as handle:
         handle.write("{not json")
     with pytest.raises(StoreError, match="run-2 waits for"):
