@@ -275,6 +275,18 @@ def read_answers(path: str, dataset: Dataset, *, column: str, id_column: str, wh
     missing = [c for c in (id_column, column) if c not in frame.columns]
     if missing:
         raise DataError(f"{what} file {path}: missing column(s) {preview(missing)}")
+    line = frame.index + 2  # the CSV's line numbers (after the header)
+    no_id = frame[id_column].isna()
+    if no_id.any():
+        raise DataError(f"{what} file {path}: no {id_column!r} on line(s) {preview(line[no_id])}")
+    twice = frame[id_column].duplicated(keep=False)
+    if twice.any():
+        where = [
+            f"{i!r} (lines {', '.join(map(str, line[frame[id_column] == i]))})"
+            for i in frame[id_column][twice].unique()
+        ]
+        more = f" (and {len(where) - 5} more)" if len(where) > 5 else ""
+        raise DataError(f"{what} file {path}: ids given more than once: {', '.join(where[:5])}{more}")
     unknown_ids = sorted(set(frame[id_column]) - set(dataset.ids))
     if unknown_ids:
         raise DataError(f"{what} file {path}: ids not in the dataset: {preview(unknown_ids)}")

@@ -149,6 +149,22 @@ def test_gold_answers_are_read_at_ingest_and_are_evidence_for_the_thresholds(tmp
     assert data.evidence_labels[3] == data.given[3]
 
 
+def test_a_gold_file_with_an_id_twice_or_none_stops_the_job_at_ingest_naming_the_lines(tmp_path):
+    frame = make_text_frame(5)
+    review = {"mode": "labelstudio", "gold_path": "gold.csv"}
+    spec = load_spec(write_job(tmp_path, frame, review=review))
+    gold = pd.DataFrame({"id": ["t0000", "t0001", "t0000"], "label": ["tech", "food", "food"]})
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    with pytest.raises(
+        DataError, match=r"gold file .*gold\.csv: ids given more than once: 't0000' \(lines 2, 4\)"
+    ):
+        ingest.fn(spec)
+    gold = pd.DataFrame({"id": ["t0000", None], "label": ["tech", "food"]})
+    gold.to_csv(tmp_path / "gold.csv", index=False)
+    with pytest.raises(DataError, match=r"gold file .*gold\.csv: no 'id' on line\(s\) 3"):
+        ingest.fn(spec)
+
+
 def test_a_gold_file_naming_unknown_items_stops_the_job_at_ingest(tmp_path):
     frame = make_text_frame(5)
     pd.DataFrame({"id": ["t0000", "nope-1"], "label": ["tech", "food"]}).to_csv(
