@@ -23,7 +23,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from labelgate.errors import DataError, LabelgateError, preview
+from labelgate.errors import DataError, LabelgateError, ServiceError, StoreError, preview
 from labelgate.labelconfig import label_config, render_digit_png, tabular_html
 from labelgate.progress import stage_finished
 from labelgate.spec import LabelingJobSpec
@@ -317,14 +317,24 @@ def retire_unrouted(client: Any, project: int, routed_ids: list[str]) -> list[st
     return retired
 
 
-@task(name="retire_after_acceptance", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="retire_after_acceptance", cache_policy=NO_CACHE)
 def retire_after_acceptance(project: int) -> list[str]:
     """A batch accepted as it stands (``accept_as_is``) asks nothing more: its tasks nobody has
     begun are retired (``LabelStudio.retire_tasks``), so labelers are no longer handed them; tasks
     another waiting run awaits stay. Call it after this run's awaited record is forgotten. A later
-    run that routes one of these items offers its task again."""
-    with labelstudio_client() as client:
-        retired = client.retire_tasks(project, keep=LabelStore().awaited_by_any_run(project))
+    run that routes one of these items offers its task again. Label Studio or the store failing
+    here is a warning, not a failure: the person's decision to publish stands."""
+    try:
+        with labelstudio_client() as client:
+            retired = client.retire_tasks(project, keep=LabelStore().awaited_by_any_run(project))
+    except (ServiceError, StoreError) as exc:
+        get_run_logger().warning(
+            "project %s: the batch was accepted as it stands, but its unanswered tasks are still "
+            "offered (the next run of the job retires them): %s",
+            project,
+            exc,
+        )
+        return []
     if retired:
         get_run_logger().info(
             "project %s: the batch was accepted as it stands; %d unanswered task(s) are no longer "
