@@ -25,6 +25,9 @@ task of the same label set) does not keep it waiting. A run with no record (susp
 older version) waits for every task of the project. The check costs a few requests whatever the
 project's size: Label Studio lists only the tasks it does not count as labeled, and the check
 stops at the first awaited one that lacks answers.
+
+Each sync also removes the records of runs that ended without forgetting theirs (cancelled from
+the Prefect UI while waiting, killed): ``forget_finished_waits``.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ from prefect.flow_runs import resume_flow_run
 from pydantic import ValidationError
 
 from labelgate import run_logs
-from labelgate.errors import LabelgateError
+from labelgate.errors import LabelgateError, preview
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.review import connect_review_webhook, labelstudio_client, project_title
@@ -266,6 +269,35 @@ def resume_complete_runs(
     return resumed
 
 
+def forget_finished_waits(store: LabelStore | None = None, *, log: Any = logger) -> list[str]:
+    """Remove the records (``LabelStore.save_awaited``) of flow runs that wait for nothing any
+    more: the run has ended (completed, failed, cancelled or crashed) or no longer exists. A run
+    that is resumed or completes forgets its own; one cancelled from the Prefect UI while it
+    waited, or killed, never does, and its record would keep its tasks on offer for good
+    (``tasks.review.retire_unrouted``). Record names that are no flow run id are left alone.
+    Returns the run ids forgotten."""
+    store = store or LabelStore()
+    forgotten: list[str] = []
+    with get_client(sync_client=True) as prefect:
+        for run_id in store.awaiting_runs():
+            try:
+                state = prefect.read_flow_run(UUID(run_id)).state
+            except ValueError:
+                continue  # not a flow run id: not ours to judge
+            except ObjectNotFound:
+                state = None
+            if state is None or state.is_final():
+                store.forget_awaited(run_id)
+                forgotten.append(run_id)
+    if forgotten:
+        log.info(
+            "%d flow run(s) that ended or no longer exist waited for items; their records are removed (%s)",
+            len(forgotten),
+            preview(forgotten),
+        )
+    return forgotten
+
+
 def connect_webhooks(client: Any, jobs: Iterable[WaitingJob], *, log: Any = logger) -> int:
     """Make sure each waiting job's project calls the labelgate webhook receiver (idempotent),
     also for jobs that suspended before the receiver was configured. Returns how many projects
@@ -294,6 +326,7 @@ def review_sync() -> list[str]:
     """
     run_logs.send_to_prefect()
     log = get_run_logger()
+    forget_finished_waits(log=log)
     jobs = list(suspended_labeling_runs(log=log))
     if not jobs:
         log.info("no labeling job is waiting for people")

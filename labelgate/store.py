@@ -405,20 +405,22 @@ class LabelStore:
         record = self._awaited_record(flow_run_id)
         return None if record is None else record[0]
 
+    def awaiting_runs(self) -> list[str]:
+        """The flow run ids that have a record (``save_awaited``), sorted."""
+        fs, path = fsspec.core.url_to_fs(f"{self.root}/{AWAITING}", **self.storage_options)
+        if not fs.exists(path):
+            return []
+        names = (entry.rstrip("/").rsplit("/", 1)[-1] for entry in fs.ls(path, detail=False))
+        return sorted(name.removesuffix(".json") for name in names if name.endswith(".json"))
+
     def awaited_by_any_run(self, project: int | None = None) -> frozenset[str]:
         """Every item some flow run's record (``save_awaited``) says it waits for in ``project``
         (every project when None): the tasks a run of the same job must not retire
         (``LabelStudio.retire_tasks``). A record left by a run that crashed counts too, which only
         keeps a task on offer; so does a record that names no project."""
-        fs, path = fsspec.core.url_to_fs(f"{self.root}/{AWAITING}", **self.storage_options)
-        if not fs.exists(path):
-            return frozenset()
         items: set[str] = set()
-        for entry in fs.ls(path, detail=False):
-            name = entry.rstrip("/").rsplit("/", 1)[-1]
-            if not name.endswith(".json"):
-                continue
-            record = self._awaited_record(name.removesuffix(".json"))
+        for run_id in self.awaiting_runs():
+            record = self._awaited_record(run_id)
             if record is not None and (project is None or record[1] in (None, int(project))):
                 items |= record[0]
         return frozenset(items)
