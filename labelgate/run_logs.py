@@ -38,12 +38,13 @@ class RunLogHandler(APILogHandler):
 def send_to_prefect(names: tuple[str, ...] = LOGGERS, level: int = logging.INFO) -> None:
     """Send INFO and above of labelgate's loggers to the current Prefect run's log.
 
-    Idempotent: a logger gets one handler, however many runs a process executes. A logger
-    already set to a level keeps it.
+    Idempotent: a logger gets one handler, however many runs a process executes, and none when
+    it has Prefect's already (``PREFECT_LOGGING_EXTRA_LOGGERS``: each line would show twice). A
+    logger already set to a level keeps it.
     """
     for name in names:
         log = logging.getLogger(name)
-        if not any(isinstance(h, RunLogHandler) for h in log.handlers):
+        if not any(isinstance(h, APILogHandler) for h in log.handlers):
             handler = RunLogHandler()
             handler.setLevel(level)
             log.addHandler(handler)

@@ -47,3 +47,11 @@ def test_a_line_logged_outside_any_run_is_not_sent_and_warns_nothing():
         warnings.simplefilter("always")
         super(run_logs.RunLogHandler, handler).emit(record)
     assert any("flow run id" in str(w.message) for w in caught), [str(w.message) for w in caught]
+
+
+def test_a_logger_prefect_sends_already_gets_no_second_handler():
+    from prefect.logging.handlers import APILogHandler
+
+    logging.getLogger("flows").addHandler(APILogHandler())  # PREFECT_LOGGING_EXTRA_LOGGERS=flows
+    run_logs.send_to_prefect()
+    assert sum(isinstance(h, APILogHandler) for h in logging.getLogger("flows").handlers) == 1
