@@ -105,22 +105,25 @@ class Tasks(Projects):
                     changed += 1
         return changed
 
-    def retire_tasks(self, project_id: int, keep: Collection[str]) -> list[str]:
+    def retire_tasks(self, project_id: int, keep: Collection[str], *, begun: bool = False) -> list[str]:
         """Stop Label Studio offering the tasks labelgate no longer asks about: each task made by
         labelgate that nobody has answered or skipped, whose item is not in ``keep``, is set to
-        want no answer (``overlap`` 0, marked labeled), so the label stream passes over it. Nothing
-        is deleted: a person can still open it from the Data Manager, and
-        ``ask_for_more_answers(..., only_raise=True)`` offers it again. One listing of the tasks
-        not labeled yet, one request per task retired. Returns the item ids retired."""
+        want no answer (``overlap`` 0, marked labeled), so the label stream passes over it. With
+        ``begun``, tasks that have some of their answers stop too: they want the answers they
+        have (``overlap`` = answers and skips so far). Nothing is deleted: a person can still
+        open a task from the Data Manager, and ``ask_for_more_answers(..., only_raise=True)``
+        offers it again. One listing of the tasks not labeled yet, one request per task retired.
+        Returns the item ids retired."""
         keep = set(map(str, keep))
         retired: list[str] = []
         for task in self.iter_tasks(project_id, unlabeled=True):
             item = task["item_id"]
             if item is None or item in keep or task["overlap"] == 0:
                 continue
-            if task["total_annotations"] or task["cancelled_annotations"]:
+            given = task["total_annotations"] + task["cancelled_annotations"]
+            if given and not begun:
                 continue  # begun: its answers count, and whoever gives the rest is welcome
-            self._json("PATCH", f"/api/tasks/{task['task_id']}/", json={"overlap": 0, "is_labeled": True})
+            self._json("PATCH", f"/api/tasks/{task['task_id']}/", json={"overlap": given, "is_labeled": True})
             retired.append(item)
         return retired
 

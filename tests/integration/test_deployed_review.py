@@ -280,15 +280,17 @@ def test_a_webhook_event_resumes_a_deployed_job_once_its_batch_is_complete(deplo
 def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_job):
     """The waiting run's form in the Prefect UI (its ``ReviewDecision`` RunInput): with
     ``accept_as_is``, it publishes with the answers people gave so far, including those given
-    after it suspended; the items nobody answered keep the status they had, and nothing waits."""
+    after it suspended; the items nobody answered keep the status they had, nothing waits, and
+    Label Studio no longer hands out the batch's unfinished tasks."""
     job = deployed_job
     job.submit_and_wait_until_suspended()
-    first = sorted(job.tasks, key=job.tasks.get)[:3]  # the bots work in task order
+    in_order = sorted(job.tasks, key=job.tasks.get)  # the bots work in task order
+    first, begun = in_order[:3], in_order[3]  # 3 items with their K answers, one with 1 of K
     for n, bot in enumerate(BOTS):
         job.answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
-            job.ls, job.project, truth=job.truth, classes=CLASSES, max_per_task=K, limit=3
+            job.ls, job.project, truth=job.truth, classes=CLASSES, max_per_task=K, limit=4 - n
         )
-    assert job.answers == K * len(first) < K * len(job.tasks)
+    assert job.answers == K * len(first) + 1 < K * len(job.tasks)
     time.sleep(3)
     assert job.state().name == "Suspended"  # an incomplete batch resumes nothing by itself
 
@@ -298,15 +300,19 @@ def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_jo
     store = LabelStore(str(job.worker["store"]))
     assert store.latest_version(job.label_set) == 0
     rows = store.read(job.label_set).set_index("item_id")
-    assert set(rows.index[rows["source"] == "human"]) == set(first)
-    assert (rows.loc[first, "label"] == [job.truth[i] for i in first]).all()
+    # what people gave so far, the lone answer of the begun item too
+    answered = [*first, begun]
+    assert set(rows.index[rows["source"] == "human"]) == set(answered)
+    assert (rows.loc[answered, "label"] == [job.truth[i] for i in answered]).all()
     events = store.events(label_set=job.label_set)
     assert (events["source"] == "human").sum() == job.answers  # none lost, none counted twice
     assert store.awaited(str(job.run.id)) is None  # it waits for nothing any more
-    # and Label Studio no longer hands out the tasks nobody began (retired: overlap 0, kept)
+    # and Label Studio no longer hands out its unfinished tasks (retired, nothing deleted): the
+    # one begun wants the answer it has, the others none
     overlap = {t["item_id"]: t["overlap"] for t in job.ls.iter_tasks(job.project)}
     assert set(overlap) == set(job.tasks)
-    assert {item for item, n in overlap.items() if n == 0} == set(job.tasks) - set(first)
+    assert {item for item, n in overlap.items() if n == 0} == set(job.tasks) - {*first, begun}
+    assert overlap[begun] == 1 and all(overlap[item] == K for item in first)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ class _Unreachable:
     def __exit__(self, *exc):
         return False
 
-    def retire_tasks(self, project, keep):
+    def retire_tasks(self, project, keep, begun=False):
         raise ServiceError("Label Studio GET http://127.0.0.1:9/api/tasks/: not reachable after 3 attempts")
 
 
