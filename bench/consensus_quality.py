@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr, force=True
     )
+    logging.getLogger("labelgate.progress").setLevel(logging.WARNING)  # a line per model fitted
     started = dt.datetime.now(dt.UTC)
     rows = []
     for name in args.datasets.split(","):
