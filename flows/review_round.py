@@ -133,8 +133,8 @@ def answers_from_people(
         accepted_as_is = True
     if deployment.id:  # it waits for nobody now
         LabelStore().forget_awaited(flow_run.get_id())
-    if accepted_as_is:  # the tasks nobody began are no longer handed out
-        retire_after_acceptance(project)
+    if accepted_as_is:  # the batch's unfinished tasks are no longer handed out
+        retire_after_acceptance(project, routed_ids)
     return reviews
 
 

@@ -318,16 +318,17 @@ def retire_unrouted(client: Any, project: int, routed_ids: list[str]) -> list[st
 
 
 @task(name="retire_after_acceptance", cache_policy=NO_CACHE)
-def retire_after_acceptance(project: int) -> list[str]:
-    """A batch accepted as it stands (``accept_as_is``) asks nothing more: its unfinished tasks
-    are retired (``LabelStudio.retire_tasks``, those with some answers too), so labelers are no
-    longer handed them; tasks another waiting run awaits stay. Call it after this run's awaited
-    record is forgotten. A later run that routes one of these items offers its task again. Label
-    Studio or the store failing here is a warning, not a failure: the person's decision to
-    publish stands."""
+def retire_after_acceptance(project: int, batch: list[str]) -> list[str]:
+    """A batch accepted as it stands (``accept_as_is``) asks nothing more: the unfinished tasks of
+    its items (``batch``) are retired (``LabelStudio.retire_tasks``, those with some answers
+    too), so labelers are no longer handed them; tasks another waiting run awaits stay. Call it
+    after this run's awaited record is forgotten. A later run that routes one of these items
+    offers its task again. Label Studio or the store failing here is a warning, not a failure:
+    the person's decision to publish stands."""
     try:
         with labelstudio_client() as client:
-            retired = client.retire_tasks(project, keep=LabelStore().awaited_by_any_run(project), begun=True)
+            awaited = LabelStore().awaited_by_any_run(project)
+            retired = client.retire_tasks(project, keep=awaited, begun=True, only=batch)
     except (ServiceError, StoreError) as exc:
         get_run_logger().warning(
             "project %s: the batch was accepted as it stands, but its unanswered tasks are still "

@@ -105,20 +105,31 @@ class Tasks(Projects):
                     changed += 1
         return changed
 
-    def retire_tasks(self, project_id: int, keep: Collection[str], *, begun: bool = False) -> list[str]:
+    def retire_tasks(
+        self,
+        project_id: int,
+        keep: Collection[str],
+        *,
+        begun: bool = False,
+        only: Collection[str] | None = None,
+    ) -> list[str]:
         """Stop Label Studio offering the tasks labelgate no longer asks about: each task made by
         labelgate that nobody has answered or skipped, whose item is not in ``keep``, is set to
         want no answer (``overlap`` 0, marked labeled), so the label stream passes over it. With
         ``begun``, tasks that have some of their answers stop too: they want the answers they
-        have (``overlap`` = answers and skips so far). Nothing is deleted: a person can still
+        have (``overlap`` = answers and skips so far). With ``only``, only the tasks of those
+        items are considered. Nothing is deleted: a person can still
         open a task from the Data Manager, and ``ask_for_more_answers(..., only_raise=True)``
         offers it again. One listing of the tasks not labeled yet, one request per task retired.
         Returns the item ids retired."""
         keep = set(map(str, keep))
+        among = None if only is None else set(map(str, only))
         retired: list[str] = []
         for task in self.iter_tasks(project_id, unlabeled=True):
             item = task["item_id"]
             if item is None or item in keep or task["overlap"] == 0:
+                continue
+            if among is not None and item not in among:
                 continue
             given = task["total_annotations"] + task["cancelled_annotations"]
             if given and not begun:

@@ -550,3 +550,11 @@ def test_tasks_no_run_asks_about_are_retired_from_the_label_stream_and_offered_a
     # only_raise never lowers what a task asks for
     client.ask_for_more_answers(project, {"item-00001": 3})
     assert client.ask_for_more_answers(project, {"item-00001": 1}, only_raise=True) == 0
+
+    # a batch accepted as it stands retires its own items' tasks only, begun ones too: item-00001
+    # (1 answer of 3) then wants the answer it has; item-00005 is not the batch's
+    assert client.import_items(project, _items(6)) == 1
+    assert client.retire_tasks(project, keep=set(), only={"item-00001"}) == []  # begun: kept
+    assert client.retire_tasks(project, keep=set(), begun=True, only={"item-00001"}) == ["item-00001"]
+    assert {t["item_id"]: t["overlap"] for t in client.iter_tasks(project)}["item-00001"] == 1
+    assert served() == {"item-00005"}

@@ -21,11 +21,11 @@ class _Unreachable:
     def __exit__(self, *exc):
         return False
 
-    def retire_tasks(self, project, keep, begun=False):
+    def retire_tasks(self, project, keep, begun=False, only=None):
         raise ServiceError("Label Studio GET http://127.0.0.1:9/api/tasks/: not reachable after 3 attempts")
 
 
 def test_label_studio_down_after_an_acceptance_is_a_warning_not_a_failure(monkeypatch, isolated_store):
     monkeypatch.setattr(review, "labelstudio_client", _Unreachable)
     with disable_run_logger():
-        assert review.retire_after_acceptance.fn(5) == []
+        assert review.retire_after_acceptance.fn(5, ["t0000"]) == []
