@@ -416,8 +416,10 @@ class LabelStore:
     def awaited_by_any_run(self, project: int | None = None) -> frozenset[str]:
         """Every item some flow run's record (``save_awaited``) says it waits for in ``project``
         (every project when None): the tasks a run of the same job must not retire
-        (``LabelStudio.retire_tasks``). A record left by a run that crashed counts too, which only
-        keeps a task on offer; so does a record that names no project."""
+        (``LabelStudio.retire_tasks``). A record left by a run that was cancelled or crashed
+        counts too until the next review-sync removes it (``forget_finished_waits`` in
+        ``flows/review_sync.py``), which only keeps a task on offer; so does a record that names
+        no project."""
         items: set[str] = set()
         for run_id in self.awaiting_runs():
             record = self._awaited_record(run_id)

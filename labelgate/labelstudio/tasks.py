@@ -118,10 +118,9 @@ class Tasks(Projects):
         want no answer (``overlap`` 0, marked labeled), so the label stream passes over it. With
         ``begun``, tasks that have some of their answers stop too: they want the answers they
         have (``overlap`` = answers and skips so far). With ``only``, only the tasks of those
-        items are considered. Nothing is deleted: a person can still
-        open a task from the Data Manager, and ``ask_for_more_answers(..., only_raise=True)``
-        offers it again. One listing of the tasks not labeled yet, one request per task retired.
-        Returns the item ids retired."""
+        items are considered. Nothing is deleted: a person can still open a task from the Data
+        Manager, and ``ask_for_more_answers(..., only_raise=True)`` offers it again. One listing
+        of the tasks not labeled yet, one request per task retired. Returns the item ids retired."""
         keep = set(map(str, keep))
         among = None if only is None else set(map(str, only))
         retired: list[str] = []
