@@ -63,6 +63,17 @@ check_token() {
     return 1
 }
 
+# One start at a time per state folder: a second start.sh (two test sessions, two terminals)
+# waits here, then finds the first one's server instead of starting another beside it.
+mkdir -p "${state_dir}"
+if command -v flock >/dev/null; then
+    exec 9>"${state_dir}/start.lock"
+    if ! flock -w "${timeout}" 9; then
+        echo "error: another start of Label Studio holds ${state_dir}/start.lock after ${timeout} s" >&2
+        exit 1
+    fi
+fi
+
 if pid="$(running_pid)"; then
     if [[ "$(http_status "${url}/health")" == 200 ]]; then
         check_token
@@ -88,6 +99,7 @@ else
     launcher=()
     command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
     (
+        exec 9>&-  # the server must not hold the start lock
         # Label Studio also reads unprefixed names (HOST, PORT, DATABASE_NAME, ...): keep
         # whatever the caller has under those names out of it.
         unset HOST PORT DATABASE_NAME DJANGO_DB USER_TOKEN

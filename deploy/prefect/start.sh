@@ -30,6 +30,17 @@ report_up() {
     echo "  API: export PREFECT_API_URL=${url}/api"
 }
 
+# One start at a time per state folder: a second start.sh (two test sessions, two terminals)
+# waits here, then finds the first one's server instead of starting another beside it.
+mkdir -p "${state_dir}"
+if command -v flock >/dev/null; then
+    exec 9>"${state_dir}/start.lock"
+    if ! flock -w "${timeout}" 9; then
+        echo "error: another start of the Prefect server holds ${state_dir}/start.lock after ${timeout} s" >&2
+        exit 1
+    fi
+fi
+
 if pid="$(running_pid)"; then
     if [[ "$(http_status "${url}/api/health")" == 200 ]]; then
         report_up "already running (pid ${pid})"
@@ -56,6 +67,7 @@ else
     launcher=()
     command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
     (
+        exec 9>&-  # the server must not hold the start lock
         export PREFECT_HOME="${state_dir}"
         export PREFECT_SERVER_ANALYTICS_ENABLED=false
         # A client setting pointing elsewhere must not leak into the server's own services.
