@@ -52,6 +52,7 @@ def test_a_line_logged_outside_any_run_is_not_sent_and_warns_nothing():
 def test_a_logger_prefect_sends_already_gets_no_second_handler():
     from prefect.logging.handlers import APILogHandler
 
-    logging.getLogger("flows").addHandler(APILogHandler())  # PREFECT_LOGGING_EXTRA_LOGGERS=flows
+    # PREFECT_LOGGING_EXTRA_LOGGERS=flows, in a process that has run no flow yet
+    logging.getLogger("flows").handlers[:] = [APILogHandler()]
     run_logs.send_to_prefect()
     assert sum(isinstance(h, APILogHandler) for h in logging.getLogger("flows").handlers) == 1
