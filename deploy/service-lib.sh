@@ -42,6 +42,20 @@ service_log() {
     fi
 }
 
+# start_lock NAME STATE_DIR TIMEOUT: one start at a time per state folder. A second start script
+# (two test sessions, two terminals) waits here on fd 9, then finds the first one's server
+# instead of starting another beside it. The server's own launch must close fd 9 (`exec 9>&-`),
+# or it would hold the lock for good. Without flock, no lock.
+start_lock() {
+    mkdir -p "$2"
+    command -v flock >/dev/null || return 0
+    exec 9>"$2/start.lock"
+    if ! flock -w "$3" 9; then
+        echo "error: another start of $1 holds $2/start.lock after $3 s" >&2
+        exit 1
+    fi
+}
+
 # Succeed when GET $1 answers 200.
 http_ok() { [[ "$(http_status "$1")" == 200 ]]; }
 

@@ -30,16 +30,7 @@ report_up() {
     echo "  API: export PREFECT_API_URL=${url}/api"
 }
 
-# One start at a time per state folder: a second start.sh (two test sessions, two terminals)
-# waits here, then finds the first one's server instead of starting another beside it.
-mkdir -p "${state_dir}"
-if command -v flock >/dev/null; then
-    exec 9>"${state_dir}/start.lock"
-    if ! flock -w "${timeout}" 9; then
-        echo "error: another start of the Prefect server holds ${state_dir}/start.lock after ${timeout} s" >&2
-        exit 1
-    fi
-fi
+start_lock "the Prefect server" "${state_dir}" "${timeout}"
 
 if pid="$(running_pid)"; then
     if [[ "$(http_status "${url}/api/health")" == 200 ]]; then
