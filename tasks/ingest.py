@@ -281,10 +281,8 @@ def read_answers(path: str, dataset: Dataset, *, column: str, id_column: str, wh
         raise DataError(f"{what} file {path}: no {id_column!r} on line(s) {preview(line[no_id])}")
     twice = frame[id_column].duplicated(keep=False)
     if twice.any():
-        where = [
-            f"{i!r} (lines {', '.join(map(str, line[frame[id_column] == i]))})"
-            for i in frame[id_column][twice].unique()
-        ]
+        lines = pd.Series(line[twice], index=frame.index[twice]).groupby(frame[id_column][twice], sort=False)
+        where = [f"{i!r} (lines {', '.join(map(str, at))})" for i, at in lines]
         more = f" (and {len(where) - 5} more)" if len(where) > 5 else ""
         raise DataError(f"{what} file {path}: ids given more than once: {', '.join(where[:5])}{more}")
     unknown_ids = sorted(set(frame[id_column]) - set(dataset.ids))
