@@ -20,6 +20,27 @@ except Exception:
 PY
 }
 
+# Print what answers GET $1: "up" when it is the service (HTTP 200 and a body containing $2),
+# "none" when nothing answers, else what does ("HTTP 404", "HTTP 200 from another service").
+service_health() {
+    python3 - "$1" "$2" <<'PY'
+import sys, urllib.error, urllib.request
+opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+try:
+    with opener.open(urllib.request.Request(sys.argv[1]), timeout=5) as response:
+        body = response.read(4096).decode("utf-8", "replace")
+        ok = response.status == 200 and sys.argv[2] in body
+        print("up" if ok else f"HTTP {response.status} from another service")
+except urllib.error.HTTPError as error:
+    print(f"HTTP {error.code}")
+except Exception:
+    print("none")
+PY
+}
+
+# Succeed when GET $1 answers as the service (service_health: HTTP 200, body containing $2).
+health_up() { [[ "$(service_health "$1" "$2")" == up ]]; }
+
 # Print the pid in pid file $1 if that process runs and its command line contains $2
 # (a guard against a pid recycled after a reboot); fail otherwise.
 service_pid() {
@@ -56,8 +77,56 @@ start_lock() {
     fi
 }
 
-# Succeed when GET $1 answers 200.
-http_ok() { [[ "$(http_status "$1")" == 200 ]]; }
+# start_service NAME HEALTH_URL HEALTH_MARK STATE_DIR PID_FILE LOG_FILE TIMEOUT: what every start
+# script does. One start at a time per state folder (start_lock). The server is up when
+# HEALTH_URL answers 200 with HEALTH_MARK in its body (service_health: Label Studio and the API
+# both answer /health, so the status alone would take one for the other). A server of PID_FILE
+# that is up is reported, one still starting is waited for; a port that answers something else
+# is an error. Otherwise the server is launched in the background, in its own process group (setsid,
+# so stop-service.sh stops all of it), its output in LOG_FILE (the last one kept as .1), its pid
+# in PID_FILE, and waited for (wait_until_up). The caller defines:
+#   running_pid   print the pid of PID_FILE's server if it runs (service_pid), or fail;
+#   show_log      print the end of LOG_FILE (service_log);
+#   prepare       anything the first launch needs (checks, install); exit on failure;
+#   launch        exec the server in the foreground, prefixed with "${launcher[@]}";
+#   report_up HOW say the server is up: HOW is "already running (...)" or "up after N s (...)".
+start_service() {
+    local name="$1" health="$2" mark="$3" state_dir="$4" pid_file="$5" log_file="$6" timeout="$7"
+    local pid status started
+    start_lock "${name}" "${state_dir}" "${timeout}"
+    if pid="$(running_pid)"; then
+        if health_up "${health}" "${mark}"; then
+            report_up "already running (pid ${pid})"
+            exit 0
+        fi
+        echo "${name} (pid ${pid}) is starting; waiting for it"
+    else
+        rm -f "${pid_file}"
+        status="$(service_health "${health}" "${mark}")"
+        if [[ "${status}" == up ]]; then
+            report_up "already running (not started by this script: no pid file)"
+            exit 0
+        elif [[ "${status}" != none ]]; then
+            echo "error: ${health} answers ${status}: its port is taken by something that is not ${name}" >&2
+            exit 1
+        fi
+        prepare
+        mkdir -p "${state_dir}"
+        [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
+        launcher=()
+        command -v setsid >/dev/null && launcher=(setsid)
+        (
+            exec 9>&- # the server must not hold the start lock
+            launch
+        ) </dev/null >"${log_file}" 2>&1 &
+        pid=$!
+        echo "${pid}" >"${pid_file}"
+        echo "starting ${name} (pid ${pid}), log ${log_file}"
+    fi
+    started=${SECONDS}
+    wait_until_up "${name}" "answer ${health}" "${pid}" "${pid_file}" "${timeout}" health_up "${health}" "${mark}"
+    report_up "up after $((SECONDS - started)) s (pid ${pid})"
+}
 
 # wait_until_up NAME WHAT PID PID_FILE TIMEOUT CHECK...: run CHECK every half second until it
 # succeeds. If process PID exits first, or TIMEOUT seconds pass (then its process group is

@@ -38,28 +38,7 @@ report_up() {
     echo "  tokens: LABELGATE_API_TOKEN_SUBMIT / LABELGATE_API_TOKEN_READ in var/secrets.env"
 }
 
-if pid="$(running_pid)"; then
-    running_port="$(tr '\0' '\n' <"/proc/${pid}/cmdline" 2>/dev/null | grep -A1 -x -- --port | tail -n 1)" || true
-    if [[ -n "${running_port}" && "${running_port}" != "${port}" ]]; then
-        echo "error: the labelgate API of ${pid_file} runs on port ${running_port} (pid ${pid}), not ${port};" \
-            "stop it first (deploy/api/stop.sh) or set LABELGATE_API_STATE to another folder" >&2
-        exit 1
-    fi
-    if [[ "$(http_status "${url}/health")" == 200 ]]; then
-        report_up "already running (pid ${pid})"
-        exit 0
-    fi
-    echo "labelgate API (pid ${pid}) is starting; waiting for it"
-else
-    rm -f "${pid_file}"
-    status="$(http_status "${url}/health")"
-    if [[ "${status}" == 200 ]]; then
-        report_up "already running (not started by this script: no pid file)"
-        exit 0
-    elif [[ "${status}" != 000 ]]; then
-        echo "error: port ${port} is taken by something that is not the labelgate API (HTTP ${status})" >&2
-        exit 1
-    fi
+prepare() {
     if [[ ! -x "${labelgate}" ]]; then
         echo "error: ${labelgate} not found; create the project virtualenv first (make setup)" >&2
         exit 1
@@ -68,24 +47,24 @@ else
         # shellcheck disable=SC1091  # sourced at run time
         source "${repo_root}/deploy/secrets.sh"
     fi
+}
 
-    mkdir -p "${state_dir}"
-    [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
-    launcher=()
-    command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
-    (
-        export PREFECT_API_URL="${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}"
-        export LABELGATE_STORE="${LABELGATE_STORE:-${repo_root}/labelgate-store}"
-        export LABELGATE_RUNS_DIR="${LABELGATE_RUNS_DIR:-${repo_root}/runs}"
-        export PREFECT_SERVER_ANALYTICS_ENABLED=false
-        cd "${repo_root}"  # relative defaults of the settings (data roots, .env) are the repo's
-        exec ${launcher[@]+"${launcher[@]}"} "${labelgate}" serve --host "${host}" --port "${port}"
-    ) </dev/null >"${log_file}" 2>&1 &
-    pid=$!
-    echo "${pid}" >"${pid_file}"
-    echo "starting labelgate API (pid ${pid}), log ${log_file}"
+launch() {
+    export PREFECT_API_URL="${PREFECT_API_URL:-http://127.0.0.1:${PREFECT_PORT:-4200}/api}"
+    export LABELGATE_STORE="${LABELGATE_STORE:-${repo_root}/labelgate-store}"
+    export LABELGATE_RUNS_DIR="${LABELGATE_RUNS_DIR:-${repo_root}/runs}"
+    export PREFECT_SERVER_ANALYTICS_ENABLED=false
+    cd "${repo_root}" # relative defaults of the settings (data roots, .env) are the repo's
+    exec ${launcher[@]+"${launcher[@]}"} "${labelgate}" serve --host "${host}" --port "${port}"
+}
+
+if pid="$(running_pid)"; then
+    running_port="$(tr '\0' '\n' <"/proc/${pid}/cmdline" 2>/dev/null | grep -A1 -x -- --port | tail -n 1)" || true
+    if [[ -n "${running_port}" && "${running_port}" != "${port}" ]]; then
+        echo "error: the labelgate API of ${pid_file} runs on port ${running_port} (pid ${pid}), not ${port};" \
+            "stop it first (deploy/api/stop.sh) or set LABELGATE_API_STATE to another folder" >&2
+        exit 1
+    fi
 fi
 
-start=${SECONDS}
-wait_until_up "the labelgate API" "answer ${url}/health" "${pid}" "${pid_file}" "${timeout}" http_ok "${url}/health"
-report_up "up after $((SECONDS - start)) s (pid ${pid})"
+start_service "the labelgate API" "${url}/health" '"ok"' "${state_dir}" "${pid_file}" "${log_file}" "${timeout}"

@@ -36,15 +36,9 @@ if ((${#missing[@]})); then
     exit 2
 fi
 
-
 running_pid() { service_pid "${pid_file}" label-studio; }
 
 show_log() { service_log "${log_file}"; }
-
-stop_group() {
-    kill -TERM -- "-$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null || true
-    rm -f "${pid_file}"
-}
 
 check_token() {
     local status
@@ -63,70 +57,29 @@ check_token() {
     return 1
 }
 
-start_lock "Label Studio" "${state_dir}" "${timeout}"
+report_up() {
+    check_token || exit 1
+    echo "Label Studio $1 at ${url}; token accepted"
+}
 
-if pid="$(running_pid)"; then
-    if [[ "$(http_status "${url}/health")" == 200 ]]; then
-        check_token
-        echo "Label Studio already running at ${url} (pid ${pid})"
-        exit 0
-    fi
-    echo "Label Studio (pid ${pid}) is starting; waiting for it"
-else
-    rm -f "${pid_file}"
-    status="$(http_status "${url}/health")"
-    if [[ "${status}" == 200 ]]; then
-        check_token
-        echo "Label Studio already running at ${url} (not started by this script: no pid file)"
-        exit 0
-    elif [[ "${status}" != 000 ]]; then
-        echo "error: port ${port} is taken by something that is not Label Studio (HTTP ${status})" >&2
-        exit 1
-    fi
+prepare() { "${repo_root}/deploy/labelstudio/install.sh" >/dev/null; }
 
-    "${repo_root}/deploy/labelstudio/install.sh" >/dev/null
-    mkdir -p "${state_dir}"
-    [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
-    launcher=()
-    command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
-    (
-        exec 9>&-  # the server must not hold the start lock
-        # Label Studio also reads unprefixed names (HOST, PORT, DATABASE_NAME, ...): keep
-        # whatever the caller has under those names out of it.
-        unset HOST PORT DATABASE_NAME DJANGO_DB USER_TOKEN
-        export LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD
-        export LABEL_STUDIO_USER_TOKEN="${LABEL_STUDIO_API_KEY}"
-        export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true
-        export SSRF_PROTECTION_ENABLED=false  # dev only: lets webhooks reach a loopback receiver
-        export LABEL_STUDIO_BASE_DATA_DIR="${state_dir}"
-        export LABEL_STUDIO_COLLECT_ANALYTICS=false
-        export LABEL_STUDIO_LATEST_VERSION_CHECK=false
-        export LABEL_STUDIO_SENTRY_DSN="" LABEL_STUDIO_FRONTEND_SENTRY_DSN=""
-        cd "${state_dir}"
-        exec ${launcher[@]+"${launcher[@]}"} "${venv}/bin/label-studio" start --no-browser \
-            --internal-host 127.0.0.1 --port "${port}" --data-dir "${state_dir}" \
-            --username "${LABEL_STUDIO_USERNAME}" --enable-legacy-api-token
-    ) </dev/null >"${log_file}" 2>&1 &
-    pid=$!
-    echo "${pid}" >"${pid_file}"
-    echo "starting Label Studio (pid ${pid}), log ${log_file}"
-fi
+launch() {
+    # Label Studio also reads unprefixed names (HOST, PORT, DATABASE_NAME, ...): keep
+    # whatever the caller has under those names out of it.
+    unset HOST PORT DATABASE_NAME DJANGO_DB USER_TOKEN
+    export LABEL_STUDIO_USERNAME LABEL_STUDIO_PASSWORD
+    export LABEL_STUDIO_USER_TOKEN="${LABEL_STUDIO_API_KEY}"
+    export LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN=true
+    export SSRF_PROTECTION_ENABLED=false # dev only: lets webhooks reach a loopback receiver
+    export LABEL_STUDIO_BASE_DATA_DIR="${state_dir}"
+    export LABEL_STUDIO_COLLECT_ANALYTICS=false
+    export LABEL_STUDIO_LATEST_VERSION_CHECK=false
+    export LABEL_STUDIO_SENTRY_DSN="" LABEL_STUDIO_FRONTEND_SENTRY_DSN=""
+    cd "${state_dir}"
+    exec ${launcher[@]+"${launcher[@]}"} "${venv}/bin/label-studio" start --no-browser \
+        --internal-host 127.0.0.1 --port "${port}" --data-dir "${state_dir}" \
+        --username "${LABEL_STUDIO_USERNAME}" --enable-legacy-api-token
+}
 
-start=${SECONDS}
-until [[ "$(http_status "${url}/health")" == 200 ]]; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-        echo "error: Label Studio exited before answering ${url}/health" >&2
-        rm -f "${pid_file}"
-        show_log
-        exit 1
-    fi
-    if ((SECONDS - start >= timeout)); then
-        echo "error: Label Studio did not answer ${url}/health within ${timeout} s; stopping it" >&2
-        stop_group "${pid}"
-        show_log
-        exit 1
-    fi
-    sleep 1
-done
-check_token
-echo "Label Studio up at ${url} after $((SECONDS - start)) s; token accepted"
+start_service "Label Studio" "${url}/health" '"UP"' "${state_dir}" "${pid_file}" "${log_file}" "${timeout}"

@@ -19,7 +19,6 @@ pid_file="${state_dir}/prefect.pid"
 log_file="${state_dir}/prefect.log"
 prefect="${repo_root}/.venv/bin/prefect"
 
-
 running_pid() { service_pid "${pid_file}" prefect; }
 
 show_log() { service_log "${log_file}"; }
@@ -30,48 +29,21 @@ report_up() {
     echo "  API: export PREFECT_API_URL=${url}/api"
 }
 
-start_lock "the Prefect server" "${state_dir}" "${timeout}"
-
-if pid="$(running_pid)"; then
-    if [[ "$(http_status "${url}/api/health")" == 200 ]]; then
-        report_up "already running (pid ${pid})"
-        exit 0
-    fi
-    echo "Prefect server (pid ${pid}) is starting; waiting for it"
-else
-    rm -f "${pid_file}"
-    status="$(http_status "${url}/api/health")"
-    if [[ "${status}" == 200 ]]; then
-        report_up "already running (not started by this script: no pid file)"
-        exit 0
-    elif [[ "${status}" != 000 ]]; then
-        echo "error: port ${port} is taken by something that is not a Prefect server (HTTP ${status})" >&2
-        exit 1
-    fi
+prepare() {
     if [[ ! -x "${prefect}" ]]; then
         echo "error: ${prefect} not found; create the project virtualenv first (make install)" >&2
         exit 1
     fi
+}
 
-    mkdir -p "${state_dir}"
-    [[ -f "${log_file}" ]] && mv -f "${log_file}" "${log_file}.1"
-    launcher=()
-    command -v setsid >/dev/null && launcher=(setsid)  # own process group, so stop.sh gets all of it
-    (
-        exec 9>&-  # the server must not hold the start lock
-        export PREFECT_HOME="${state_dir}"
-        export PREFECT_SERVER_ANALYTICS_ENABLED=false
-        # A client setting pointing elsewhere must not leak into the server's own services.
-        unset PREFECT_API_URL PREFECT_API_KEY
-        cd "${state_dir}"
-        exec ${launcher[@]+"${launcher[@]}"} "${prefect}" server start \
-            --host 127.0.0.1 --port "${port}" --no-background
-    ) </dev/null >"${log_file}" 2>&1 &
-    pid=$!
-    echo "${pid}" >"${pid_file}"
-    echo "starting Prefect server (pid ${pid}), log ${log_file}"
-fi
+launch() {
+    export PREFECT_HOME="${state_dir}"
+    export PREFECT_SERVER_ANALYTICS_ENABLED=false
+    # A client setting pointing elsewhere must not leak into the server's own services.
+    unset PREFECT_API_URL PREFECT_API_KEY
+    cd "${state_dir}"
+    exec ${launcher[@]+"${launcher[@]}"} "${prefect}" server start \
+        --host 127.0.0.1 --port "${port}" --no-background
+}
 
-start=${SECONDS}
-wait_until_up "Prefect server" "answer ${url}/api/health" "${pid}" "${pid_file}" "${timeout}" http_ok "${url}/api/health"
-report_up "up after $((SECONDS - start)) s"
+start_service "Prefect server" "${url}/api/health" true "${state_dir}" "${pid_file}" "${log_file}" "${timeout}"
