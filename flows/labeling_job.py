@@ -111,10 +111,16 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
             "rights": rights,
         },
     )
-    curves = threshold_curves(dataset, audited.pred_probs)
-    drawing = report_figure.draw_in_background(rows, classes=spec.label_schema.classes, curves=curves)
+    figure = report_figure.figure_data(
+        rows,
+        classes=spec.label_schema.classes,
+        curves=threshold_curves(dataset, audited.pred_probs),
+        target=spec.autolabel.target_accuracy,
+        thresholds=thresholds,
+    )
+    drawing = report_figure.draw_in_background(figure)
     published = publish(spec, rows, lineage, people)
-    report(spec, rows, lineage, published, curves, drawing)
+    report(spec, rows, lineage, published, figure, drawing)
     return published
 
 

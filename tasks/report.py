@@ -312,16 +312,16 @@ def report(
     rows: pd.DataFrame,
     lineage: dict[str, Any],
     published,
-    curves: dict[str, dict[str, np.ndarray]],
+    figure: dict[str, Any],
     drawing: Future,
 ) -> Path:
     """Write report.md and report.png next to the run, and the same markdown as an artifact.
 
-    ``drawing``: the PNG being drawn in the drawing process (``report_figure.draw_in_background``)."""
+    ``figure``: what the picture shows (``report_figure.figure_data``); ``drawing``: the PNG
+    being drawn from it in the drawing process (``report_figure.draw_in_background``)."""
     folder = get_settings().runs_dir / spec.output.label_set / f"v{published.version}"
-    classes = spec.label_schema.classes
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.png").write_bytes(png_bytes(drawing, rows, classes=classes, curves=curves))
+    (folder / "report.png").write_bytes(png_bytes(drawing, figure))
     markdown = build_report(
         rows,
         classes=spec.label_schema.classes,

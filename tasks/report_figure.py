@@ -48,8 +48,30 @@ def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
     return table.reindex(index=classes, columns=classes, fill_value=0)
 
 
-def figure_data(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]]) -> dict:
-    """Everything the picture shows, as small arrays (cheap to hand to another process)."""
+def chosen_point(curve: dict[str, np.ndarray], threshold: float | None) -> tuple[float, float] | None:
+    """Where ``threshold`` falls on ``curve`` (:func:`tasks.gate.threshold_curve`): the coverage
+    and accuracy of the predictions at or above it. None for a class that accepts nothing."""
+    if threshold is None or not np.isfinite(threshold) or "threshold" not in curve:
+        return None
+    above = np.flatnonzero(np.asarray(curve["threshold"]) >= threshold)
+    if not len(above):
+        return None
+    i = above[-1]
+    return float(curve["coverage"][i]), float(curve["accuracy"][i])
+
+
+def figure_data(
+    rows: pd.DataFrame,
+    *,
+    classes: list[str],
+    curves: dict[str, dict[str, np.ndarray]],
+    target: float | None = None,
+    thresholds: dict[str, dict[str, Any]] | None = None,
+) -> dict:
+    """Everything the picture shows, as small arrays (cheap to hand to another process).
+
+    ``target``: the accuracy the machine labels must reach (a line on the threshold curves);
+    ``thresholds``: the gate's per-class thresholds (a dot where each falls on its curve)."""
     by_class = class_status_counts(rows)
     cm = confusion(rows, classes).to_numpy()
     labeled = rows[rows["given_label"].notna()]
@@ -69,7 +91,15 @@ def figure_data(rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dic
         },
         "confusion": cm,
         "quality": quality,
-        "curves": {str(k): {"coverage": v["coverage"], "accuracy": v["accuracy"]} for k, v in curves.items()},
+        "curves": {
+            str(k): {
+                "coverage": v["coverage"],
+                "accuracy": v["accuracy"],
+                "chosen": chosen_point(v, (thresholds or {}).get(k, {}).get("threshold")),
+            }
+            for k, v in curves.items()
+        },
+        "target": target,
     }
 
 
@@ -118,10 +148,23 @@ def render_png(data: dict[str, Any]) -> bytes:
     ax = axes[1, 1]
     for cls, curve in data["curves"].items():
         if len(curve["coverage"]):
-            ax.plot(curve["coverage"], curve["accuracy"], label=cls, lw=1)
-    ax.set_xlabel("coverage (share of predictions accepted)")
-    ax.set_ylabel("estimated accuracy")
-    ax.set_title("threshold curves per class")
+            (line,) = ax.plot(curve["coverage"], curve["accuracy"], label=cls, lw=1)
+            if curve.get("chosen"):
+                ax.plot(*curve["chosen"], "o", color=line.get_color(), ms=6)
+    if data.get("target") is not None:
+        ax.axhline(data["target"], color="grey", ls="--", lw=1)
+        ax.annotate(
+            f"target {data['target']:g}",
+            (1.0, data["target"]),
+            xytext=(0, -10),
+            ha="right",
+            textcoords="offset points",
+            fontsize=8,
+            color="grey",
+        )
+    ax.set_xlabel("coverage (share of the class's predictions at or above the threshold)")
+    ax.set_ylabel("accuracy against the evidence labels (out of sample)")
+    ax.set_title("threshold curves per class (dot: the threshold chosen)")
     if data["curves"]:
         ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -173,11 +216,9 @@ def warm_up() -> None:
         _forget_pool()
 
 
-def draw_in_background(
-    rows: pd.DataFrame, *, classes: list[str], curves: dict[str, dict[str, np.ndarray]]
-) -> Future:
-    """Start drawing report.png for ``rows`` in the drawing process; the future gives PNG bytes."""
-    data = figure_data(rows, classes=classes, curves=curves)
+def draw_in_background(data: dict[str, Any]) -> Future:
+    """Start drawing report.png from :func:`figure_data` in the drawing process; the future
+    gives PNG bytes."""
     try:
         return _drawer().submit(render_png, data)
     except (BrokenProcessPool, RuntimeError, OSError):
@@ -187,13 +228,14 @@ def draw_in_background(
         return done
 
 
-def png_bytes(drawing: Future, rows: pd.DataFrame, *, classes, curves) -> bytes:
-    """The bytes ``drawing`` gives, or, when the drawing process died, the same picture drawn here."""
+def png_bytes(drawing: Future, data: dict[str, Any]) -> bytes:
+    """The bytes ``drawing`` gives, or, when the drawing process died, the same picture (of
+    ``data``, what it was given) drawn here."""
     try:
         return drawing.result()
     except BrokenProcessPool:
         _forget_pool()
-        return render_png(figure_data(rows, classes=classes, curves=curves))
+        return render_png(data)
 
 
 def _forget_pool() -> None:

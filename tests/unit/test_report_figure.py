@@ -29,7 +29,19 @@ def _rows(n=300, seed=0):
 
 
 def _curves():
-    return {c: {"coverage": np.linspace(0, 1, 20), "accuracy": np.linspace(1, 0.8, 20)} for c in CLASSES}
+    return {
+        c: {
+            "threshold": np.linspace(0.99, 0.4, 20),
+            "coverage": np.linspace(0.05, 1, 20),
+            "accuracy": np.linspace(1, 0.8, 20),
+        }
+        for c in CLASSES
+    }
+
+
+def _thresholds():
+    """cat certified at 0.7, dog at nothing, fox above every prediction."""
+    return {"cat": {"threshold": 0.7}, "dog": {"threshold": float("inf")}, "fox": {"threshold": 0.995}}
 
 
 def test_figure_data_counts_what_the_rows_say():
@@ -41,12 +53,23 @@ def test_figure_data_counts_what_the_rows_say():
     assert len(data["quality"]["quarantined"]) == int((rows["status"] == "quarantined").sum())
 
 
+def test_each_threshold_is_marked_where_it_falls_on_its_curve():
+    curves = _curves()
+    data = figure_data(_rows(), classes=CLASSES, curves=curves, target=0.9, thresholds=_thresholds())
+    cat = curves["cat"]
+    last_accepted = np.flatnonzero(cat["threshold"] >= 0.7)[-1]
+    assert cat["threshold"][last_accepted + 1] < 0.7
+    assert data["curves"]["cat"]["chosen"] == (cat["coverage"][last_accepted], cat["accuracy"][last_accepted])
+    assert data["curves"]["dog"]["chosen"] is None  # certified nothing
+    assert data["curves"]["fox"]["chosen"] is None  # above every prediction: accepts none
+    assert data["target"] == 0.9
+
+
 def test_the_drawing_process_draws_the_same_png_as_this_process():
     rows, curves = _rows(), _curves()
-    here = render_png(figure_data(rows, classes=CLASSES, curves=curves))
-    there = png_bytes(
-        draw_in_background(rows, classes=CLASSES, curves=curves), rows, classes=CLASSES, curves=curves
-    )
+    data = figure_data(rows, classes=CLASSES, curves=curves, target=0.9, thresholds=_thresholds())
+    here = render_png(data)
+    there = png_bytes(draw_in_background(data), data)
     assert there[:8] == b"\x89PNG\r\n\x1a\n"
     assert there == here
 
@@ -58,11 +81,11 @@ def test_a_dead_drawing_process_still_gives_the_picture():
     for process in list(report_figure._drawer()._processes.values()):
         process.kill()
         process.join()
-    drawing = draw_in_background(rows, classes=CLASSES, curves=curves)
-    png = png_bytes(drawing, rows, classes=CLASSES, curves=curves)
-    assert png == render_png(figure_data(rows, classes=CLASSES, curves=curves))
+    data = figure_data(rows, classes=CLASSES, curves=curves)
+    png = png_bytes(draw_in_background(data), data)
+    assert png == render_png(data)
     # and the next drawing gets a fresh process
-    again = draw_in_background(rows, classes=CLASSES, curves=curves)
+    again = draw_in_background(data)
     assert again.result(timeout=60) == png
 
 
