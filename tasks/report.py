@@ -142,7 +142,7 @@ def build_report(
             t = "none reaches target" if not np.isfinite(g["threshold"]) else f"{g['threshold']:.3f}"
             lines.append(
                 f"| {cls} | {t} | {g.get('basis', 'class')} | {g['support']} | "
-                f"{g['accuracy']:.3f} | {g['accuracy_lower']:.3f} |"
+                f"{_share3(g['accuracy'])} | {_share3(g['accuracy_lower'])} |"
             )
         lines += _probe_lines(gate)
     lines += validation_sections(lineage)
@@ -337,6 +337,11 @@ def report(
         description=f"Label set {spec.output.label_set} v{published.version}",
     )
     return path
+
+
+def _share3(value: object) -> str:
+    """A share with three decimals; "–" where there is none (a class that accepts nothing)."""
+    return "–" if value is None or value != value else f"{float(value):.3f}"
 
 
 def _share(value: object) -> str:

@@ -484,3 +484,30 @@ def test_the_settling_margin_keeps_people_s_slips_under_a_fifth_of_the_error_the
         m = settling_margin(target, k)
         assert 0.1**m / (k - 1) ** (m - 1) < (1 - target) / 5 * (1 - 1e-9)
         assert 0.1 ** (m - 1) / (k - 1) ** (m - 2) >= (1 - target) / 5 * (1 - 1e-9)  # and m is the smallest
+
+
+def test_the_report_shows_a_class_that_certified_nothing_without_made_up_figures():
+    from tasks.report import build_report
+
+    gate = {
+        "a": {
+            "threshold": 0.91,
+            "basis": "class",
+            "support": 400,
+            "accuracy": 0.995,
+            "accuracy_lower": 0.981,
+        },
+        "b": {
+            "threshold": float("inf"),
+            "basis": "class",
+            "support": 30,
+            "accuracy": float("nan"),
+            "accuracy_lower": float("nan"),
+        },
+    }
+    text = build_report(
+        _rows(), classes=CLASSES, lineage={"thresholds": gate}, version=0, created=True, plot_name=None
+    )
+    assert "| a | 0.910 | class | 400 | 0.995 | 0.981 |" in text
+    assert "| b | none reaches target | class | 30 | – | – |" in text
+    assert "nan" not in text
