@@ -34,7 +34,7 @@ console = Console(soft_wrap=True)  # paths and URLs stay whole (copy-pasteable) 
 errors = Console(stderr=True)
 
 
-def _fail(exc: Exception, code: int = 1) -> typer.Exit:
+def _fail(exc: Exception | str, code: int = 1) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
@@ -173,6 +173,7 @@ def _run_with_progress(spec, *, verbose: bool = False):
         if not any(isinstance(f, _ReportedByTheCli) for f in handler.filters):
             handler.addFilter(_ReportedByTheCli())
 
+    before = _published_version(spec.output.label_set)
     try:
         with _stage_display(spec.name) as show:
             unsubscribe = progress.subscribe(show)
@@ -182,7 +183,29 @@ def _run_with_progress(spec, *, verbose: bool = False):
             finally:
                 unsubscribe()
     except LabelgateError as exc:  # reported once the progress bar has stopped
-        raise _fail(exc) from None
+        raise _fail(_with_what_was_published(exc, spec.output.label_set, before)) from None
+
+
+def _published_version(label_set: str) -> int | Exception | None:
+    """The label set's newest version (None: none yet), or the error that kept it unknown."""
+    from labelgate.store import LabelStore
+
+    try:
+        return LabelStore().latest_version(label_set)
+    except Exception as exc:  # an unreachable store is the run's to report, not this check's
+        return exc
+
+
+def _with_what_was_published(exc: Exception, label_set: str, before) -> Exception | str:
+    """The run's error, and whether it left the label set as it was: a failed run publishes
+    nothing half-done, and the person reading the error should not have to go and look."""
+    if "Nothing was published" in str(exc) or isinstance(before, Exception):
+        return exc
+    after = _published_version(label_set)
+    if after != before:
+        return exc
+    kept = "still has no version" if before is None else f"stays at version {before}"
+    return f"{exc}\nNothing was published: label set {label_set!r} {kept}."
 
 
 def _summarise(published) -> None:

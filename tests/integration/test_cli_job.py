@@ -115,6 +115,7 @@ def test_bad_spec_and_bad_data_exit_non_zero_with_the_problem_named(tmp_path, pr
     assert result.returncode == 1
     assert "'weather' not in schema.classes" in result.stderr
     assert "Traceback" not in result.stderr  # the problem named, not Prefect's traceback of it
+    assert "Nothing was published: label set 'texts' still has no version." in result.stderr
     assert LabelStore(str(tmp_path / "store")).latest_version("texts") is None
 
 
@@ -178,7 +179,7 @@ def test_a_server_named_in_a_prefect_profile_is_used_and_no_temporary_one_is_lef
 
 def test_a_prefect_server_that_does_not_answer_is_one_clear_line_and_nothing_is_published(tmp_path):
     """PREFECT_API_URL names a server that is down: the command says so in one line (no
-    traceback), names the address and how to fix it, and publishes nothing."""
+    traceback), names the address and how to fix it, and publishes nothing (and says so)."""
     from tests.integration.stack import free_port
 
     dead = f"http://127.0.0.1:{free_port()}/api"
@@ -188,4 +189,5 @@ def test_a_prefect_server_that_does_not_answer_is_one_clear_line_and_nothing_is_
     assert result.returncode == 1
     assert result.stderr.startswith("error: no Prefect server answers at " + dead)
     assert "unset PREFECT_API_URL" in result.stderr and "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.rstrip().endswith("Nothing was published: label set 'texts' still has no version.")
     assert LabelStore(str(tmp_path / "store")).names() == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import uuid
@@ -229,6 +230,43 @@ def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
         assert second.returncode == 0, second.stderr[-3000:]
         assert client.task_index(project) == tasks_before  # no duplicate tasks
 
+    events = store.events(label_set=label_set)
+    assert (events["source"] == "human").sum() == answers  # no annotation lost or counted twice
+    assert store.latest_version(label_set) == 0
+
+
+def test_label_studio_down_on_a_rerun_fails_clearly_and_the_next_rerun_loses_nothing(
+    tmp_path, prefect_server, labelstudio_server
+):
+    """People answered while no process waited; then Label Studio is down when the job runs
+    again: the run fails after its retries, naming the server (not the token), and publishes
+    nothing. Once the server is back, the next run publishes every answer once and makes no
+    task twice."""
+    spec, label_set, truth = _job(tmp_path / "job", simulate=False)
+    env = _env(tmp_path, prefect_server, labelstudio_server)
+    first = _run(spec, env, tmp_path)
+    assert first.returncode == 1 and "waiting for people" in first.stderr
+    project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+    store = LabelStore(str(tmp_path / "store"))
+    with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
+        tasks_before = client.task_index(project)
+        answers = _people_answer(client, project, truth)
+
+        with socket.socket() as sock:  # a port nothing listens on: the server is down
+            sock.bind(("127.0.0.1", 0))
+            down_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        down = _run(spec, {**env, "LABEL_STUDIO_URL": down_url}, tmp_path)
+        said = " ".join((down.stdout + down.stderr).split())
+        assert down.returncode == 1, said[-3000:]
+        assert "error: Label Studio" in said and f"{down_url}/api/" in said, said[-3000:]
+        assert "cannot connect" in said and "after 5 attempts" in said, said[-3000:]
+        assert labelstudio_server.api_key not in said
+        assert f"Nothing was published: label set {label_set!r} still has no version." in said
+        assert store.latest_version(label_set) is None  # nothing half-done is published
+
+        back = _run(spec, env, tmp_path)
+        assert back.returncode == 0, back.stderr[-3000:]
+        assert client.task_index(project) == tasks_before  # no duplicate tasks
     events = store.events(label_set=label_set)
     assert (events["source"] == "human").sum() == answers  # no annotation lost or counted twice
     assert store.latest_version(label_set) == 0
