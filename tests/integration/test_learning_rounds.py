@@ -4,7 +4,6 @@ server."""
 
 from __future__ import annotations
 
-import re
 import uuid
 
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 from labelgate.labelstudio import LabelStudio
 from labelgate.store import LabelStore
 from tests.conftest import make_text_frame, write_job
-from tests.integration.test_review import BOTS, _env, _people_answer, _published, _run
+from tests.integration.test_review import BOTS, _env, _people_answer, _published, _run, _waiting_project
 
 pytestmark = pytest.mark.integration
 
@@ -85,7 +84,7 @@ def test_a_job_stopped_in_a_learning_round_resumes_without_duplicates_or_losses(
     first = _run(spec, env, tmp_path)
     assert first.returncode == 1 and "waiting for people" in first.stderr, first.stderr[-3000:]
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
-        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        project = _waiting_project(first)
         batch = client.task_index(project)
         assert len(batch) == 21  # the learning batch, and nothing else yet
 
@@ -126,7 +125,7 @@ def test_a_rerun_after_people_edit_a_learning_round_asks_for_the_same_next_batch
     first = _run(spec, env, tmp_path)
     assert first.returncode == 1 and "waiting for people" in first.stderr, first.stderr[-3000:]
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
-        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        project = _waiting_project(first)
         round_one = client.task_index(project)
         _people_answer(client, project, truth)
         second = _run(spec, env, tmp_path)

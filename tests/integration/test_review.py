@@ -99,6 +99,11 @@ def _run(spec, env, cwd):
     )
 
 
+def _waiting_project(result) -> int:
+    """The Label Studio project a run that stopped to wait for people names."""
+    return int(re.search(r"/projects/(\d+)/", result.stderr.replace("\n", "")).group(1))
+
+
 def _published(spec, label_set, env, tmp_path):
     """Run the job to the end; return the store, the published rows (by item id) and the lineage."""
     result = _run(spec, env, tmp_path)
@@ -222,7 +227,7 @@ def test_job_stopped_while_people_label_resumes_without_duplicates_or_losses(
 
     # people (bots, outside the flow) label while no process waits; then the job is run again
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
-        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        project = _waiting_project(first)
         tasks_before = client.task_index(project)
         answers = _people_answer(client, project, truth)
         assert answers == 3 * len(tasks_before)
@@ -246,7 +251,7 @@ def test_label_studio_down_on_a_rerun_fails_clearly_and_the_next_rerun_loses_not
     env = _env(tmp_path, prefect_server, labelstudio_server)
     first = _run(spec, env, tmp_path)
     assert first.returncode == 1 and "waiting for people" in first.stderr
-    project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+    project = _waiting_project(first)
     store = LabelStore(str(tmp_path / "store"))
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
         tasks_before = client.task_index(project)
@@ -283,7 +288,7 @@ def test_a_rerun_that_routes_fewer_items_stops_offering_the_others_and_offers_th
     env = _env(tmp_path, prefect_server, labelstudio_server)
     first = _run(spec, env, tmp_path)
     assert first.returncode == 1 and "waiting for people" in first.stderr
-    project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+    project = _waiting_project(first)
     job = yaml.safe_load(spec.read_text())
 
     def overlaps(client) -> dict[str, int]:
@@ -349,7 +354,7 @@ def test_a_second_round_for_demoted_machine_labels_waits_for_people_and_loses_no
     first = _run(spec, env, tmp_path)
     assert first.returncode == 1 and "waiting for people" in first.stderr, first.stderr[-3000:]
     with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as client:
-        project = int(re.search(r"/projects/(\d+)/", first.stderr.replace("\n", "")).group(1))
+        project = _waiting_project(first)
         round_one = client.task_index(project)
         answers = _people_answer(client, project, truth)
 
