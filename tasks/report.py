@@ -7,6 +7,7 @@ suspects with their reasons; the thresholds and what they rest on; a PNG with th
 
 from __future__ import annotations
 
+import base64
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -321,7 +322,8 @@ def report(
     being drawn from it in the drawing process (``report_figure.draw_in_background``)."""
     folder = get_settings().runs_dir / spec.output.label_set / f"v{published.version}"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "report.png").write_bytes(png_bytes(drawing, figure))
+    png = png_bytes(drawing, figure)
+    (folder / "report.png").write_bytes(png)
     markdown = build_report(
         rows,
         classes=spec.label_schema.classes,
@@ -333,10 +335,18 @@ def report(
     path.write_text(markdown)
     create_markdown_artifact(
         key=f"report-{spec.output.label_set}".replace("_", "-").replace(".", "-"),
-        markdown=markdown.replace("![report](report.png)", f"Plot: `{folder / 'report.png'}`"),
+        markdown=artifact_markdown(markdown, png, folder / "report.png"),
         description=f"Label set {spec.output.label_set} v{published.version}",
     )
     return path
+
+
+def artifact_markdown(markdown: str, png: bytes, png_path: Path) -> str:
+    """The report as the run's artifact in the Prefect UI: the plot travels inside it (a PNG data
+    URI, which the UI shows like any image; about 200 kB), since the worker's folder that holds
+    report.png is seldom where the reader is; its path is given too."""
+    picture = f"![report](data:image/png;base64,{base64.b64encode(png).decode('ascii')})"
+    return markdown.replace("![report](report.png)", f"{picture}\n\nPlot file: `{png_path}`")
 
 
 def _share3(value: object) -> str:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import re
+
 import numpy as np
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.labeling_job import labeling_job
 from labelgate.errors import DataError
@@ -68,6 +73,15 @@ def test_job_publishes_a_version_with_planted_errors_quarantined(tmp_path):
     text = (report / "report.md").read_text()
     assert "## Counts" in text and "Top" in text and "given vs predicted".lower() in text.lower()
     assert (report / "report.png").stat().st_size > 10_000
+    # the run's artifact in the Prefect UI carries the same picture (the worker's folder is
+    # seldom where its reader is)
+    with get_client(sync_client=True) as client:
+        by_key = ArtifactFilter(key=ArtifactFilterKey(any_=["report-texts"]))
+        artifacts = client.read_artifacts(artifact_filter=by_key)
+    [artifact] = [a for a in artifacts if str(a.flow_run_id) == lineage["flow_run_id"]]
+    embedded = re.search(r"!\[report\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", artifact.data)
+    assert embedded and base64.b64decode(embedded.group(1)) == (report / "report.png").read_bytes()
+    assert f"Plot file: `{report / 'report.png'}`" in artifact.data
 
 
 def test_rerun_of_the_same_job_adds_no_version_and_no_events(tmp_path):
