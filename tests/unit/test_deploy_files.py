@@ -9,12 +9,15 @@ and deploy/secrets.sh) are run.
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import os
 import re
 import shutil
 import stat
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -324,6 +327,67 @@ def test_start_scripts_are_executable():
     for script in SCRIPTS:
         if script.name != "secrets.sh" and script.name != "service-lib.sh":  # sourced, not run
             assert os.access(script, os.X_OK), f"{script.relative_to(REPO)} is not executable"
+
+
+@contextlib.contextmanager
+def _other_service(body: bytes):
+    """An HTTP server on a free loopback port that answers every GET with 200 and ``body``."""
+
+    class Answer(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("script", "env", "body"),
+    [
+        # Label Studio's /health on the API's port: the status alone would pass it for the API
+        (
+            "api/start.sh",
+            {"LABELGATE_API_PORT": "{port}", "LABELGATE_API_STATE": "{state}"},
+            b'{"status": "UP"}',
+        ),
+        (
+            "prefect/start.sh",
+            {"PREFECT_PORT": "{port}", "PREFECT_STATE_DIR": "{state}"},
+            b"<html>Label Studio</html>",
+        ),
+    ],
+)
+def test_a_start_script_refuses_a_port_another_service_answers_on(tmp_path, script, env, body):
+    """start_service (deploy/service-lib.sh) knows its server by the body of its health answer:
+    a port where another service answers 200 is an error naming it, and nothing is started."""
+    with _other_service(body) as port:
+        filled = {k: v.format(port=port, state=tmp_path / "state") for k, v in env.items()}
+        result = subprocess.run(
+            ["bash", str(DEPLOY / script)],
+            env={**os.environ, **filled},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "answers HTTP 200 from another service: its port is taken by something that is not" in result.stderr
+    )
+    assert f"127.0.0.1:{port}/" in result.stderr
+    assert not list((tmp_path / "state").glob("*.pid"))  # nothing was started
 
 
 # -- deploy/secrets.sh ------------------------------------------------------------------------
