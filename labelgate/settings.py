@@ -42,6 +42,21 @@ class Settings(BaseSettings):
         description="Label Studio API token of an admin (LABELGATE_LABELSTUDIO_API_KEY or "
         "LABEL_STUDIO_API_KEY). No default: review in Label Studio fails without it.",
     )
+    labelstudio_timeout: float = Field(
+        default=30,
+        gt=0,
+        validation_alias=AliasChoices("labelstudio_timeout", "LABELGATE_LABELSTUDIO_TIMEOUT"),
+        description="Seconds Label Studio has to answer each request (LABELGATE_LABELSTUDIO_TIMEOUT); "
+        "raise it for a slow server.",
+    )
+    labelstudio_retries: int = Field(
+        default=4,
+        ge=0,
+        le=20,
+        validation_alias=AliasChoices("labelstudio_retries", "LABELGATE_LABELSTUDIO_RETRIES"),
+        description="Retries of a Label Studio request that found the server down, timed out or got "
+        "429/5xx, waiting 0.5 s, then twice as long each time (LABELGATE_LABELSTUDIO_RETRIES).",
+    )
     # -- webhook receiver (labelgate.api) -------------------------------------------------
     webhook_secret: SecretStr | None = Field(
         default=None,

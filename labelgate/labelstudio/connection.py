@@ -80,7 +80,8 @@ class Connection:
     @classmethod
     def from_settings(cls, **options: Any) -> Self:
         """Build a client from ``get_settings()`` (``LABEL_STUDIO_URL`` / ``LABEL_STUDIO_API_KEY``,
-        or their ``LABELGATE_LABELSTUDIO_*`` forms); ``options`` go to the constructor."""
+        or their ``LABELGATE_LABELSTUDIO_*`` forms; ``LABELGATE_LABELSTUDIO_TIMEOUT`` and
+        ``_RETRIES``); ``options`` go to the constructor and win over the settings."""
         from labelgate.settings import get_settings
 
         settings = get_settings()
@@ -90,6 +91,8 @@ class Connection:
                 "LABELGATE_LABELSTUDIO_API_KEY); `source deploy/secrets.sh` does it for the "
                 "local server"
             )
+        chosen = {"timeout": settings.labelstudio_timeout, "retries": settings.labelstudio_retries}
+        options = {**chosen, **options}
         return cls(settings.labelstudio_url, settings.labelstudio_api_key.get_secret_value(), **options)
 
     def __repr__(self) -> str:

@@ -260,11 +260,13 @@ def test_label_studio_down_on_a_rerun_fails_clearly_and_the_next_rerun_loses_not
         with socket.socket() as sock:  # a port nothing listens on: the server is down
             sock.bind(("127.0.0.1", 0))
             down_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        down = _run(spec, {**env, "LABEL_STUDIO_URL": down_url}, tmp_path)
+        # one retry instead of four (LABELGATE_LABELSTUDIO_RETRIES): the same failure, sooner
+        down_env = {**env, "LABEL_STUDIO_URL": down_url, "LABELGATE_LABELSTUDIO_RETRIES": "1"}
+        down = _run(spec, down_env, tmp_path)
         said = " ".join((down.stdout + down.stderr).split())
         assert down.returncode == 1, said[-3000:]
         assert "error: Label Studio" in said and f"{down_url}/api/" in said, said[-3000:]
-        assert "cannot connect" in said and "after 5 attempts" in said, said[-3000:]
+        assert "cannot connect" in said and "after 2 attempts" in said, said[-3000:]
         assert labelstudio_server.api_key not in said
         assert f"Nothing was published: label set {label_set!r} still has no version." in said
         assert store.latest_version(label_set) is None  # nothing half-done is published

@@ -98,3 +98,26 @@ def test_data_manager_queries_are_json_filters_joined_by_and():
     assert query["filters"]["items"] == [
         {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": 10}
     ]
+
+
+def test_the_client_from_settings_takes_the_timeout_and_retries_an_operator_set(monkeypatch):
+    from labelgate.labelstudio import LabelStudio
+    from labelgate.settings import get_settings
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://ls.example:8080")
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "a-token-of-the-test")
+    monkeypatch.setenv("LABELGATE_LABELSTUDIO_TIMEOUT", "120")
+    monkeypatch.setenv("LABELGATE_LABELSTUDIO_RETRIES", "1")
+    get_settings.cache_clear()
+    try:
+        with LabelStudio.from_settings() as client:
+            assert (client.url, client.timeout, client.retries) == ("http://ls.example:8080", 120.0, 1)
+        with LabelStudio.from_settings(retries=7) as client:  # a caller's own choice wins
+            assert (client.timeout, client.retries) == (120.0, 7)
+        monkeypatch.delenv("LABELGATE_LABELSTUDIO_TIMEOUT")
+        monkeypatch.delenv("LABELGATE_LABELSTUDIO_RETRIES")
+        get_settings.cache_clear()
+        with LabelStudio.from_settings() as client:
+            assert (client.timeout, client.retries) == (30.0, 4)  # the defaults
+    finally:
+        get_settings.cache_clear()
