@@ -117,6 +117,7 @@ def labeling_job(spec: LabelingJobSpec) -> Published:
         curves=threshold_curves(dataset, audited.pred_probs),
         target=spec.autolabel.target_accuracy,
         thresholds=thresholds,
+        annotators=(review or {}).get("annotators"),
     )
     drawing = report_figure.draw_in_background(figure)
     published = publish(spec, rows, lineage, people)

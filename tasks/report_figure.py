@@ -67,12 +67,17 @@ def figure_data(
     curves: dict[str, dict[str, np.ndarray]],
     target: float | None = None,
     thresholds: dict[str, dict[str, Any]] | None = None,
+    annotators: list[dict[str, Any]] | None = None,
 ) -> dict:
     """Everything the picture shows, as small arrays (cheap to hand to another process).
 
     ``target``: the accuracy the machine labels must reach (a line on the threshold curves);
-    ``thresholds``: the gate's per-class thresholds (a dot where each falls on its curve)."""
-    by_class = class_status_counts(rows)
+    ``thresholds``: the gate's per-class thresholds (a dot where each falls on its curve);
+    ``annotators``: the review's annotator scores (``tasks.consensus.annotator_scores`` rows), a
+    panel of their own when people answered."""
+    counted = class_status_counts(rows)
+    order = [c for c in classes if c in counted.index] + [c for c in counted.index if c not in classes]
+    by_class = counted.reindex(order)  # the schema's order, as in the confusion matrix
     cm = confusion(rows, classes).to_numpy()
     labeled = rows[rows["given_label"].notna()]
     masks = {
@@ -100,6 +105,16 @@ def figure_data(
             for k, v in curves.items()
         },
         "target": target,
+        "annotators": [
+            {
+                "name": str(a["annotator"]),
+                "answers": int(a["answers"]),
+                "agreement": float(a["agreement_with_consensus"]),
+                "gold_answers": int(a["gold_answers"]),
+                "gold_accuracy": float(a["gold_accuracy"]) if a["gold_answers"] else float("nan"),
+            }
+            for a in sorted(annotators or [], key=lambda a: a["agreement_with_consensus"])
+        ],
     }
 
 
@@ -111,7 +126,14 @@ def render_png(data: dict[str, Any]) -> bytes:
     import matplotlib.pyplot as plt
 
     classes = data["classes"]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
+    people = data.get("annotators") or []
+    if people:  # a third row, both columns wide: the people who answered
+        fig = plt.figure(figsize=(13, 10 + 1.5 + 0.3 * len(people)))
+        grid = fig.add_gridspec(3, 2, height_ratios=[5, 5, 1.2 + 0.3 * len(people)])
+        axes = np.array([[fig.add_subplot(grid[r, c]) for c in range(2)] for r in range(2)])
+        _draw_annotators(fig.add_subplot(grid[2, :]), people)
+    else:
+        fig, axes = plt.subplots(2, 2, figsize=(13, 10))
     ax = axes[0, 0]
     labels, bottom = data["by_class"]["labels"], np.zeros(len(data["by_class"]["labels"]))
     for status, colour in zip(STATUSES, ("#4caf50", "#e53935", "#fbc02d"), strict=True):
@@ -172,6 +194,24 @@ def render_png(data: dict[str, Any]) -> bytes:
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return buffer.getvalue()
+
+
+def _draw_annotators(ax, people: list[dict[str, Any]]) -> None:
+    """Agreement with consensus and accuracy on gold items, a pair of bars per person, the least
+    agreeing at the bottom."""
+    y = np.arange(len(people))
+    agreement = [p["agreement"] for p in people]
+    gold = np.nan_to_num([p["gold_accuracy"] for p in people], nan=0.0)
+    ax.barh(y + 0.2, agreement, height=0.4, color="#1e88e5")
+    ax.barh(y - 0.2, gold, height=0.4, color="#fb8c00")
+    for i, p in enumerate(people):
+        ax.text(min(p["agreement"], 1.0) + 0.005, i + 0.2, f"{p['agreement']:.2f}", va="center", fontsize=7)
+        note = "no gold item" if not p["gold_answers"] else f"{p['gold_accuracy']:.2f} of {p['gold_answers']}"
+        ax.text(gold[i] + 0.005, i - 0.2, note, va="center", fontsize=7)
+    answers = [f"{p['answers']} answer{'' if p['answers'] == 1 else 's'}" for p in people]
+    ax.set_yticks(y, [f"{p['name']} ({n})" for p, n in zip(people, answers, strict=True)], fontsize=8)
+    ax.set_xlim(0, 1.12)
+    ax.set_title("annotators: agreement with consensus (blue), accuracy on gold items (orange)")
 
 
 # -- drawing in another process -----------------------------------------------------------------

@@ -7,7 +7,7 @@ import pandas as pd
 from tasks import report_figure
 from tasks.report_figure import draw_in_background, figure_data, png_bytes, render_png
 
-CLASSES = ["cat", "dog", "fox"]
+CLASSES = ["fox", "cat", "dog"]  # not in alphabetical order
 
 
 def _rows(n=300, seed=0):
@@ -51,6 +51,7 @@ def test_figure_data_counts_what_the_rows_say():
     assert np.trace(data["confusion"]) == int((rows["given_label"] == rows["predicted_label"]).sum())
     assert data["by_class"]["counts"]["accepted"].sum() == (rows["status"] == "accepted").sum()
     assert len(data["quality"]["quarantined"]) == int((rows["status"] == "quarantined").sum())
+    assert data["by_class"]["labels"] == CLASSES  # the schema's order, not the alphabet's
 
 
 def test_each_threshold_is_marked_where_it_falls_on_its_curve():
@@ -63,6 +64,24 @@ def test_each_threshold_is_marked_where_it_falls_on_its_curve():
     assert data["curves"]["dog"]["chosen"] is None  # certified nothing
     assert data["curves"]["fox"]["chosen"] is None  # above every prediction: accepts none
     assert data["target"] == 0.9
+
+
+def _png_height(png: bytes) -> int:
+    return int.from_bytes(png[20:24], "big")  # IHDR: width, then height
+
+
+def test_the_people_who_answered_get_a_panel_of_their_own():
+    keys = ("annotator", "answers", "agreement_with_consensus", "gold_answers", "gold_accuracy")
+    people = [
+        dict(zip(keys, ("ann", 40, 0.95, 5, 1.0), strict=True)),
+        dict(zip(keys, ("bob", 12, 0.7, 0, None), strict=True)),
+    ]
+    rows, curves = _rows(), _curves()
+    data = figure_data(rows, classes=CLASSES, curves=curves, annotators=people)
+    assert [p["name"] for p in data["annotators"]] == ["bob", "ann"]  # the least agreeing first
+    assert np.isnan(data["annotators"][0]["gold_accuracy"]) and data["annotators"][1]["gold_accuracy"] == 1.0
+    without = render_png(figure_data(rows, classes=CLASSES, curves=curves))
+    assert _png_height(render_png(data)) > _png_height(without)
 
 
 def test_the_drawing_process_draws_the_same_png_as_this_process():
