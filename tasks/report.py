@@ -59,13 +59,13 @@ def _evidence_text(evidence: dict | None) -> str:
     return text
 
 
-def counts(rows: pd.DataFrame) -> dict[str, Any]:
-    """Counts by status, by source and by class x status."""
+def counts(rows: pd.DataFrame, classes: list[str] | None = None) -> dict[str, Any]:
+    """Counts by status, by source and by class x status (classes in ``classes``' order)."""
     return {
         "total": len(rows),
         "status": {s: int((rows["status"] == s).sum()) for s in STATUSES},
         "source": rows["source"].value_counts().to_dict(),
-        "by_class": class_status_counts(rows),
+        "by_class": class_status_counts(rows, classes),
     }
 
 
@@ -90,7 +90,7 @@ def build_report(
     top: int = 15,
 ) -> str:
     """Markdown report of one published version."""
-    c = counts(rows)
+    c = counts(rows, classes)
     name = lineage.get("label_set", "?")
     lines = [f"# Label set `{name}` version {version}", ""]
     if not created:

@@ -31,14 +31,18 @@ QUALITY_GROUPS = {
 }
 
 
-def class_status_counts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Items per class (rows) and status (columns)."""
-    return (
+def class_status_counts(rows: pd.DataFrame, classes: list[str] | None = None) -> pd.DataFrame:
+    """Items per class (rows, in ``classes``' order when given) and status (columns)."""
+    counted = (
         rows.groupby(["label", "status"])
         .size()
         .unstack(fill_value=0)
         .reindex(columns=list(STATUSES), fill_value=0)
     )
+    if classes is None:
+        return counted
+    order = [c for c in classes if c in counted.index] + [c for c in counted.index if c not in classes]
+    return counted.reindex(order)
 
 
 def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
@@ -75,9 +79,7 @@ def figure_data(
     ``thresholds``: the gate's per-class thresholds (a dot where each falls on its curve);
     ``annotators``: the review's annotator scores (``tasks.consensus.annotator_scores`` rows), a
     panel of their own when people answered."""
-    counted = class_status_counts(rows)
-    order = [c for c in classes if c in counted.index] + [c for c in counted.index if c not in classes]
-    by_class = counted.reindex(order)  # the schema's order, as in the confusion matrix
+    by_class = class_status_counts(rows, classes)  # the schema's order, as in the confusion matrix
     cm = confusion(rows, classes).to_numpy()
     labeled = rows[rows["given_label"].notna()]
     masks = {

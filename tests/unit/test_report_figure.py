@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from tasks import report_figure
+from tasks.report import counts
 from tasks.report_figure import draw_in_background, figure_data, png_bytes, render_png
 
 CLASSES = ["fox", "cat", "dog"]  # not in alphabetical order
@@ -52,6 +53,7 @@ def test_figure_data_counts_what_the_rows_say():
     assert data["by_class"]["counts"]["accepted"].sum() == (rows["status"] == "accepted").sum()
     assert len(data["quality"]["quarantined"]) == int((rows["status"] == "quarantined").sum())
     assert data["by_class"]["labels"] == CLASSES  # the schema's order, not the alphabet's
+    assert counts(rows, CLASSES)["by_class"].index.tolist() == CLASSES  # and so in report.md
 
 
 def test_each_threshold_is_marked_where_it_falls_on_its_curve():
