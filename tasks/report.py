@@ -143,7 +143,7 @@ def build_report(
             t = "none reaches target" if not np.isfinite(g["threshold"]) else f"{g['threshold']:.3f}"
             lines.append(
                 f"| {cls} | {t} | {g.get('basis', 'class')} | {g['support']} | "
-                f"{_share3(g['accuracy'])} | {_share3(g['accuracy_lower'])} |"
+                f"{_share(g['accuracy'], 3)} | {_share(g['accuracy_lower'], 3)} |"
             )
         lines += _probe_lines(gate)
     lines += validation_sections(lineage)
@@ -349,11 +349,7 @@ def artifact_markdown(markdown: str, png: bytes, png_path: Path) -> str:
     return markdown.replace("![report](report.png)", f"{picture}\n\nPlot file: `{png_path}`")
 
 
-def _share3(value: object) -> str:
-    """A share with three decimals; "–" where there is none (a class that accepts nothing)."""
-    return "–" if value is None or value != value else f"{float(value):.3f}"
-
-
-def _share(value: object) -> str:
-    """A share with two decimals; "–" where there is none (an annotator who met no gold item)."""
-    return "–" if value is None or value != value else f"{float(value):.2f}"
+def _share(value: object, places: int = 2) -> str:
+    """A share with ``places`` decimals; "–" where there is none (an annotator who met no gold
+    item, a class whose threshold certified nothing)."""
+    return "–" if value is None or value != value else f"{float(value):.{places}f}"

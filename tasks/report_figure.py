@@ -55,7 +55,7 @@ def confusion(rows: pd.DataFrame, classes: list[str]) -> pd.DataFrame:
 def chosen_point(curve: dict[str, np.ndarray], threshold: float | None) -> tuple[float, float] | None:
     """Where ``threshold`` falls on ``curve`` (:func:`tasks.gate.threshold_curve`): the coverage
     and accuracy of the predictions at or above it. None for a class that accepts nothing."""
-    if threshold is None or not np.isfinite(threshold) or "threshold" not in curve:
+    if threshold is None or not np.isfinite(threshold):
         return None
     above = np.flatnonzero(np.asarray(curve["threshold"]) >= threshold)
     if not len(above):
@@ -207,7 +207,7 @@ def _draw_annotators(ax, people: list[dict[str, Any]]) -> None:
     ax.barh(y + 0.2, agreement, height=0.4, color="#1e88e5")
     ax.barh(y - 0.2, gold, height=0.4, color="#fb8c00")
     for i, p in enumerate(people):
-        ax.text(min(p["agreement"], 1.0) + 0.005, i + 0.2, f"{p['agreement']:.2f}", va="center", fontsize=7)
+        ax.text(p["agreement"] + 0.005, i + 0.2, f"{p['agreement']:.2f}", va="center", fontsize=7)
         note = "no gold item" if not p["gold_answers"] else f"{p['gold_accuracy']:.2f} of {p['gold_answers']}"
         ax.text(gold[i] + 0.005, i - 0.2, note, va="center", fontsize=7)
     answers = [f"{p['answers']} answer{'' if p['answers'] == 1 else 's'}" for p in people]
