@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import skops.io
 from sklearn.base import BaseEstimator
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -88,6 +87,9 @@ def _skops_dumps(model: Any) -> bytes:
     :func:`_vocabulary_node_json`, checked against skops' own output on a sample of each
     vocabulary. Where anything is not as expected, skops does the whole dump itself.
     """
+    import skops.io  # here, not on top: importing skops walks every scikit-learn estimator (about
+    # 1 s), and a run whose autolabel stage is cached (a rerun after people answered) needs none
+
     try:
         from skops.io._utils import SaveContext, get_state
     except ImportError:  # pragma: no cover - skops is pinned to 0.16.x, whose internals these are
@@ -259,6 +261,8 @@ def load_model(path: str | Path) -> Any:
     LabelgateError
         If the file is missing or holds types outside the trusted modules.
     """
+    import skops.io  # not on top: see _skops_dumps
+
     path = Path(path)
     if not path.is_file():
         raise LabelgateError(f"model file {str(path)!r} does not exist")
