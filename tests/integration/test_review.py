@@ -73,8 +73,11 @@ def _env(tmp_path, prefect_server, ls):
 
 
 def _people_answer(client, project, truth) -> int:
-    """People (bots, outside the flow) answer every task: two answers each, then a third where
-    they disagree. Returns how many answers they gave."""
+    """People (bots, outside the flow) answer every task three times: bot1 and bot2 each task
+    with fewer than two answers, bot3 each with fewer than three. Three, not a third only where
+    the first two disagree: two agreeing answers do not settle every item (an unsure label's
+    posterior may stay under the target), and with two the job's last run still waited for one.
+    Returns how many answers they gave."""
     answers = 0
     for n, bot in enumerate(BOTS):
         answers += BotLabeler(f"bot{n + 1}@labelgate.local", **bot).work(
