@@ -23,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
+from pydantic import Field
 
 from labelgate.errors import preview
 from labelgate.spec import LabelingJobSpec
@@ -55,9 +56,25 @@ MAX_SUSPENDS = 50
 
 
 class ReviewDecision(RunInput):
-    """What a person can answer from the Prefect UI while the job waits for labelers."""
+    """What a person can answer from the Prefect UI while the job waits for labelers (the run's
+    *Resume* form, with :func:`resume_form_text` above it)."""
 
-    accept_as_is: bool = False
+    accept_as_is: bool = Field(
+        default=False,
+        description="On: publish what people have answered so far. Off: check Label Studio again now "
+        "and keep waiting for the rest.",
+    )
+
+
+def resume_form_text(where: str) -> str:
+    """The markdown the Prefect UI shows above the *Resume* form of a waiting run."""
+    return (
+        f"**labelgate is waiting for people.** When the run suspended: {where}.\n\n"
+        "It resumes on its own once every routed item has its answers (Label Studio's webhook, or "
+        "the `review-sync` schedule). To publish now instead, turn on *Accept as is* and submit: "
+        "the answers given so far count (those given after the run suspended too), the items "
+        "nobody answered keep the status they had, and Label Studio stops handing out their tasks."
+    )
 
 
 def review_round(
@@ -192,8 +209,11 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
         # already answered returns its stored input at once, so the rerun replays every decision
         # made at this wait, and a person's accept_as_is holds even when people answered more
         # after the run suspended (with the answer count in the key it suspended again).
+        if not stuck:  # (else said above) the run's log says what it waits for, as the form does
+            get_run_logger().info("waiting for people: %s", where)
+        form = ReviewDecision.with_initial_data(description=resume_form_text(where))
         for attempt in range(MAX_SUSPENDS):
-            decision = suspend_flow_run(wait_for_input=ReviewDecision, key=f"{key}-{attempt}", timeout=None)
+            decision = suspend_flow_run(wait_for_input=form, key=f"{key}-{attempt}", timeout=None)
             if decision.accept_as_is:
                 return
     raise ReviewPending(

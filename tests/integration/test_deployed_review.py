@@ -284,6 +284,13 @@ def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_jo
     Label Studio no longer hands out the batch's unfinished tasks."""
     job = deployed_job
     job.submit_and_wait_until_suspended()
+    # the form (and the run's log) say what the run waits for and where people label
+    keyset = job.state().state_details.run_input_keyset
+    form = job.prefect.read_flow_run_input(job.run.id, keyset["description"])
+    waits_for = f"0 of {len(job.tasks)} routed items have their answers; label them at "
+    assert waits_for in form and f"/projects/{job.project}/" in form and "Accept as is" in form, form
+    logs = job.prefect.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[job.run.id])))
+    assert any(log.message.startswith(f"waiting for people: {waits_for}") for log in logs)
     in_order = sorted(job.tasks, key=job.tasks.get)  # the bots work in task order
     first, begun = in_order[:3], in_order[3]  # 3 items with their K answers, one with 1 of K
     for n, bot in enumerate(BOTS):
