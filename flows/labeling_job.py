@@ -26,6 +26,7 @@ import pandas as pd
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
+from pydantic import ValidationError
 
 from flows.learning_round import learning_round
 from flows.review_round import earlier_answers, review_round
@@ -45,7 +46,17 @@ from tasks.report import report
 from tasks.screen import apply_screening, screen, screening_summary
 
 
-@flow(name="labeling-job", log_prints=False, validate_parameters=True)
+def run_name() -> str:
+    """``LabelingJobSpec.run_name`` of the run's spec (a deployed run's parameters are JSON); a
+    spec that does not validate fails the run right after, under Prefect's name for it."""
+    spec = flow_run.parameters.get("spec")
+    try:
+        return (spec if isinstance(spec, LabelingJobSpec) else LabelingJobSpec.model_validate(spec)).run_name
+    except ValidationError:
+        return flow_run.name
+
+
+@flow(name="labeling-job", flow_run_name=run_name, log_prints=False, validate_parameters=True)
 def labeling_job(spec: LabelingJobSpec) -> Published:
     """Label a dataset: screen, autolabel, audit every label, quarantine suspects, gate, publish."""
     run_logs.send_to_prefect()  # labelgate's own log lines on the run's page

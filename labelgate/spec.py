@@ -342,6 +342,12 @@ class LabelingJobSpec(_Strict):
         """The rights of every source: ``rights`` first, then ``sources``."""
         return [self.rights, *self.sources]
 
+    @property
+    def run_name(self) -> str:
+        """The name of the job's flow runs in the Prefect UI: the job and the label set it feeds
+        (``digits-demo -> digits``), so that a team lead finds a job's runs in the list."""
+        return f"{self.name} -> {self.output.label_set}"
+
     def spec_hash(self) -> str:
         """sha256 (first 16 hex) of the canonical JSON form: the same job always hashes alike."""
         canonical = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)

@@ -181,6 +181,7 @@ async def submit_job(
     run = await client.create_flow_run_from_deployment(
         deployment_id,
         parameters={"spec": spec.model_dump(mode="json", by_alias=True)},
+        name=spec.run_name,
         tags=[API_TAG, f"label-set:{spec.output.label_set}", spec_tag],
         idempotency_key=key,
         work_queue_name=get_settings().work_queue,

@@ -82,6 +82,9 @@ def test_job_publishes_a_version_with_planted_errors_quarantined(tmp_path):
     embedded = re.search(r"!\[report\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)", artifact.data)
     assert embedded and base64.b64decode(embedded.group(1)) == (report / "report.png").read_bytes()
     assert f"Plot file: `{report / 'report.png'}`" in artifact.data
+    # and the run is named after the job and its label set in the runs list
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(artifact.flow_run_id).name == "text-job -> texts"
 
 
 def test_rerun_of_the_same_job_adds_no_version_and_no_events(tmp_path):
