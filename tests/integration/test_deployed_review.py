@@ -291,6 +291,8 @@ def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_jo
     assert waits_for in form and f"/projects/{job.project}/" in form and "Accept as is" in form, form
     logs = job.prefect.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[job.run.id])))
     assert any(log.message.startswith(f"waiting for people: {waits_for}") for log in logs)
+    # named after its job in the runs list (its spec came as JSON, run_deployment gave no name)
+    assert job.prefect.read_flow_run(job.run.id).name == f"{job.spec['name']} -> {job.label_set}"
     in_order = sorted(job.tasks, key=job.tasks.get)  # the bots work in task order
     first, begun = in_order[:3], in_order[3]  # 3 items with their K answers, one with 1 of K
     for n, bot in enumerate(BOTS):
