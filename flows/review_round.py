@@ -49,6 +49,7 @@ from tasks.review import (
     waiting_on_nobody,
 )
 from tasks.route import route_items
+from tasks.wait_progress import move_wait_progress, start_wait_progress
 
 #: How often one run may suspend at one wait (resumed by the sync, the webhook or a person,
 #: and still short of answers) before it gives up.
@@ -146,10 +147,20 @@ def answers_from_people(
         reviews = more_answers(spec, dataset, reviews, required, pred_probs, gold=gold)
     accepted_as_is = False
     if not reviews.complete:
-        wait_for_people(reviews, key=wait_key)  # returns only when a person accepts it as it stands
-        accepted_as_is = True
+        wait_for_people(reviews, key=wait_key, label_set=spec.output.label_set)  # returns only when
+        accepted_as_is = True  # a person accepts the batch as it stands
     if deployment.id:  # it waits for nobody now
-        LabelStore().forget_awaited(flow_run.get_id())
+        store, run_id = LabelStore(), flow_run.get_id()
+        done = "accepted as it stood" if accepted_as_is else "all answered"
+        move_wait_progress(
+            store.progress_artifact(run_id),
+            reviews.done,
+            len(reviews.routed),
+            f"**Done waiting** ({done}): {reviews.done} of {len(reviews.routed)} routed items have "
+            f"their answers; the run went on. In Label Studio: {reviews.project_url}",
+            log=get_run_logger(),
+        )
+        store.forget_awaited(run_id)
     if accepted_as_is:  # the batch's unfinished tasks are no longer handed out
         retire_after_acceptance(project, routed_ids)
     return reviews
@@ -178,11 +189,12 @@ def more_answers(
     )
 
 
-def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
+def wait_for_people(reviews: Reviews, *, label_set: str, key: str = "review") -> None:
     """Deployed runs suspend (no process is held) until the webhook receiver or the review-sync
-    flow resumes them, or a person answers the form in the Prefect UI. A run started outside a
-    deployment cannot be resumed, so it stops here and publishes nothing; rerunning the job
-    continues (finished stages are cached, no task is imported twice)."""
+    flow resumes them, or a person answers the form in the Prefect UI; the run's page shows a
+    progress bar of the ``label_set``'s batch (``tasks/wait_progress.py``), which each review-sync
+    moves. A run started outside a deployment cannot be resumed, so it stops here and publishes
+    nothing; rerunning the job continues (finished stages are cached, no task is imported twice)."""
     where = (
         f"{reviews.done} of {len(reviews.routed)} routed items have their answers; "
         f"label them at {reviews.project_url}"
@@ -198,9 +210,19 @@ def wait_for_people(reviews: Reviews, *, key: str = "review") -> None:
         get_run_logger().warning("waiting for people: %s", where)
     if deployment.id:
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
+        store, run_id = LabelStore(), flow_run.get_id()
+        # a bar on the run's page, which each review-sync moves (tasks/wait_progress.py)
+        bar = start_wait_progress(
+            store.progress_artifact(run_id),
+            label_set,
+            reviews.done,
+            len(reviews.routed),
+            reviews.project_url,
+            log=get_run_logger(),
+        )
         # the sync and the webhook check these tasks only (flows/review_sync.py)
-        LabelStore().save_awaited(
-            flow_run.get_id(), reviews.routed["item_id"].astype(str), project=reviews.project_id
+        store.save_awaited(
+            run_id, reviews.routed["item_id"].astype(str), project=reviews.project_id, progress_artifact=bar
         )
         # A resumed run starts again from the top and syncs the answers (only those new since the
         # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not

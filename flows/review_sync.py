@@ -26,6 +26,10 @@ older version) waits for every task of the project. The check costs a few reques
 project's size: Label Studio lists only the tasks it does not count as labeled, and the check
 stops at the first awaited one that lacks answers.
 
+Each sync also moves the progress bar on the page of each run still waiting
+(``tasks/wait_progress.py``): for that it counts every awaited task exactly (the listing does
+not stop at the first short one; the webhook's check still does).
+
 Each sync also removes the records of runs that ended without forgetting theirs (cancelled from
 the Prefect UI while waiting, killed): ``forget_finished_waits``.
 """
@@ -59,6 +63,7 @@ from labelgate.errors import LabelgateError, preview
 from labelgate.spec import LabelingJobSpec
 from labelgate.store import LabelStore
 from tasks.review import connect_review_webhook, labelstudio_client, project_title
+from tasks.wait_progress import move_wait_progress, progress_text
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +89,8 @@ class BatchStatus:
     """How far people got with one job's review batch.
 
     ``answered`` counts the tasks known to have their answers: exact when the batch is
-    complete, a lower bound otherwise (the check stops at the first task that lacks answers).
+    complete or the check was exact, a lower bound otherwise (the check stops at the first task
+    that lacks answers).
     """
 
     project_id: int | None
@@ -116,6 +122,7 @@ def review_batch_status(
     *,
     project_id: int | None = None,
     awaited: frozenset[str] | None = None,
+    exact: bool = False,
 ) -> BatchStatus:
     """Whether every awaited task of the job's project has its answers (annotations plus skips,
     as ``collect_reviews`` counts them): ``spec.review.annotators_per_item``, or the task's
@@ -131,6 +138,9 @@ def review_batch_status(
     so the check costs a few requests whatever the project's size (plus the tasks that reach
     their count through skips, and those nobody waits for). Tasks without an item id (not made
     by labelgate) are ignored.
+
+    exact: list every task not counted as labeled, for an exact ``answered`` and ``short`` (the
+    review-sync's progress bar): the cost then follows the project's unlabeled tasks.
     """
     required = spec.review.annotators_per_item
     if project_id is None:
@@ -141,7 +151,7 @@ def review_batch_status(
     answered = client.count_tasks(project_id, labeled=True)
     if awaited is not None:  # the tasks nobody waits for may all be among the labeled ones
         answered = max(0, answered - (tasks - len(awaited)))
-    foreign = 0
+    foreign = short = 0
     for task in client.iter_tasks(project_id, unlabeled=True, page_size=100):  # usually stops in page 1
         if task["item_id"] is None:
             foreign += 1
@@ -151,13 +161,15 @@ def review_batch_status(
         if task["overlap"] == 0:
             continue  # retired (LabelStudio.retire_tasks): no run asks about it
         if task["total_annotations"] + task["cancelled_annotations"] < max(required, task["overlap"]):
-            # one short task settles it
-            total = len(awaited) if awaited is not None else tasks - foreign
-            return BatchStatus(project_id, total, answered, required, short=1)
+            short += 1
+            if not exact:
+                break  # one short task settles it
+            continue
         answered += 1  # reaches the count through skips
-    if awaited is not None:
-        return BatchStatus(project_id, len(awaited), len(awaited), required)
-    return BatchStatus(project_id, tasks - foreign, answered, required)
+    total = len(awaited) if awaited is not None else tasks - foreign
+    if short and not exact:
+        return BatchStatus(project_id, total, answered, required, short=short)
+    return BatchStatus(project_id, total, total - short, required, short=short)
 
 
 # -- Prefect side -----------------------------------------------------------------------------
@@ -221,13 +233,16 @@ def resume_complete_runs(
     *,
     project_id: int | None = None,
     store: LabelStore | None = None,
+    progress: bool = False,
     log: Any = logger,
 ) -> list[UUID]:
     """Resume each waiting job whose review batch is complete; return the resumed run ids.
 
     ``client`` is the Label Studio adapter; ``store`` (default: the settings' label store) holds
     the items each run waits for. With ``project_id`` (a webhook event), only jobs whose project
-    is that one are checked. A failure for one job is logged and the others go on.
+    is that one are checked. With ``progress`` (the review-sync), the count is exact and moves
+    the progress bar on the page of each run still waiting (``tasks.wait_progress``). A failure
+    for one job is logged and the others go on.
     """
     resumed: list[UUID] = []
     projects: dict[str, int | None] = {}
@@ -240,21 +255,28 @@ def resume_complete_runs(
             if project_id is not None and projects[title] != project_id:
                 continue
             awaited = store.awaited(str(job.flow_run_id))
-            status = review_batch_status(client, job.spec, project_id=projects[title], awaited=awaited)
+            status = review_batch_status(
+                client, job.spec, project_id=projects[title], awaited=awaited, exact=progress
+            )
+            bar = store.progress_artifact(str(job.flow_run_id)) if progress else None
         except LabelgateError as exc:
             log.warning("flow run %s (%s): cannot check its review batch: %s", job.flow_run_id, title, exc)
             continue
         if not status.complete:
             log.info(
-                "flow run %s (%s): review batch not complete (project %s, %d tasks, at least %d of "
+                "flow run %s (%s): review batch not complete (project %s, %d tasks, %s %d of "
                 "them have their answers, %d or more each)",
                 job.flow_run_name,
                 job.flow_run_id,
                 status.project_id,
                 status.tasks,
+                "exactly" if progress else "at least",
                 status.answered,
                 status.required,
             )
+            where = f"{client.url}/projects/{status.project_id}/data"
+            text = progress_text(status.answered, status.tasks, where, by="review-sync")
+            move_wait_progress(bar, status.answered, status.tasks, text, log=log)
             continue
         if resume_waiting_run(job.flow_run_id, log=log):
             log.info(
@@ -333,6 +355,6 @@ def review_sync() -> list[str]:
         return []
     with labelstudio_client() as client:
         connect_webhooks(client, jobs, log=log)
-        resumed = resume_complete_runs(client, jobs, log=log)
+        resumed = resume_complete_runs(client, jobs, progress=True, log=log)
     log.info("%d labeling job(s) waiting, %d resumed", len(jobs), len(resumed))
     return [str(r) for r in resumed]

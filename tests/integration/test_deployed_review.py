@@ -21,16 +21,29 @@ import numpy as np
 import pandas as pd
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterType,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from flows.review_sync import find_project, resume_waiting_run, review_batch_status, suspended_labeling_runs
+from flows.review_sync import (
+    find_project,
+    resume_complete_runs,
+    resume_waiting_run,
+    review_batch_status,
+    suspended_labeling_runs,
+)
 from labelgate.bots import BotLabeler
 from labelgate.labelstudio import WEBHOOK_SECRET_HEADER, LabelStudio
 from labelgate.spec import LabelingJobSpec, load_spec
 from labelgate.store import LabelStore
 from tasks.review import project_title
+from tasks.wait_progress import percent
 from tests.conftest import make_text_frame, write_job
 from tests.integration.stack import labelgate_api, process_worker, tail, wait_for
 
@@ -164,6 +177,16 @@ class DeployedJob:
             for name, message in ours
         ), sorted(ours)
         assert any(name == "labelgate.labelstudio.imports" for name, _ in ours), sorted(ours)
+
+    def progress_bar(self):
+        """The wait's progress artifact on the run's page (tasks/wait_progress.py): there is one."""
+        of_the_run = ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[self.run.id]),
+            type=ArtifactFilterType(any_=["progress"]),
+        )
+        bars = self.prefect.read_artifacts(artifact_filter=of_the_run)
+        assert len(bars) == 1, [(b.id, b.created, b.data, b.description) for b in bars]
+        return bars[0]
 
     def add_a_task_nobody_waits_for(self) -> None:
         """An unanswered task of the same label set that this run does not wait for (an old
@@ -302,11 +325,24 @@ def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_jo
     assert job.answers == K * len(first) + 1 < K * len(job.tasks)
     time.sleep(3)
     assert job.state().name == "Suspended"  # an incomplete batch resumes nothing by itself
+    # the run's page has a progress bar, and the review-sync moves it: exactly the 3 items with
+    # their K answers (the check behind it, with progress, does not stop at the first short task)
+    store = LabelStore(str(job.worker["store"]))
+    bar = job.progress_bar()
+    assert bar.key == f"review-{job.label_set}" and str(bar.id) == store.progress_artifact(str(job.run.id))
+    assert bar.data == 0 and f"0 of {len(job.tasks)} routed items" in bar.description
+    waiting = [j for j in suspended_labeling_runs() if j.flow_run_id == job.run.id]
+    assert resume_complete_runs(job.ls, waiting, store=store, progress=True) == []
+    bar = job.progress_bar()
+    assert bar.data == percent(3, len(job.tasks)) > 0
+    assert f"3 of {len(job.tasks)} routed items have their answers (review-sync, " in bar.description
 
     started = time.monotonic()
     job.prefect.resume_flow_run(job.run.id, run_input={"accept_as_is": True})  # what the UI sends
     job.wait_until_completed(started, "accept as is")
-    store = LabelStore(str(job.worker["store"]))
+    bar = job.progress_bar()  # the run set the last figure when it went on
+    assert bar.description.startswith(f"**Done waiting** (accepted as it stood): 3 of {len(job.tasks)} ")
+    assert bar.data == percent(3, len(job.tasks))
     assert store.latest_version(job.label_set) == 0
     rows = store.read(job.label_set).set_index("item_id")
     # what people gave so far, the lone answer of the begun item too

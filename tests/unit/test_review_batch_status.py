@@ -102,3 +102,30 @@ def test_a_retired_task_does_not_keep_a_batch_open():
     assert review_batch_status(retired, _spec(2), project_id=1).complete
     offered = FakeTasks([(f"i{i}", 2, 0) for i in range(10)] + [("stale", 0, 0, 2)])
     assert not review_batch_status(offered, _spec(2), project_id=1).complete
+
+
+def test_an_exact_check_counts_every_awaited_task_that_has_its_answers():
+    """The review-sync's progress bar (tasks/wait_progress.py): with ``exact`` the listing goes
+    on past the first short task, so the count of answered tasks is exact, not a lower bound."""
+    tasks = (
+        [(f"done{i}", 2, 0) for i in range(30)]
+        + [(f"short{i}", 1, 0) for i in range(7)]
+        + [("skipped", 1, 1), ("disputed", 2, 0, 3), ("old", 0, 0)]
+    )
+    awaited = frozenset(t[0] for t in tasks) - {"old"}
+    quick = FakeTasks(tasks)
+    status = review_batch_status(quick, _spec(2), project_id=1, awaited=awaited)
+    assert not status.complete and quick.listed == 1 and status.answered < 31
+    full = FakeTasks(tasks)
+    status = review_batch_status(full, _spec(2), project_id=1, awaited=awaited, exact=True)
+    # 30 done and one through a skip have their answers; 7 short and the disputed one do not
+    assert (status.tasks, status.answered, status.short) == (39, 31, 8) and not status.complete
+    assert full.listed == 10  # the tasks Label Studio does not count as labeled, all of them
+    # without a record, every labelgate task of the project counts, "old" among the short ones
+    status = review_batch_status(FakeTasks(tasks), _spec(2), project_id=1, exact=True)
+    assert (status.tasks, status.answered, status.short) == (40, 31, 9)
+    # a complete batch reads the same either way
+    every = FakeTasks([(f"i{i}", 2, 0) for i in range(5)])
+    assert review_batch_status(every, _spec(2), project_id=1, exact=True) == review_batch_status(
+        FakeTasks([(f"i{i}", 2, 0) for i in range(5)]), _spec(2), project_id=1
+    )

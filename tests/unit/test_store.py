@@ -119,6 +119,14 @@ def test_the_items_a_run_waits_for_are_kept_until_forgotten(isolated_store):
         handle.write("{not json")
     with pytest.raises(StoreError, match="run-2 waits for"):
         store.awaited("run-2")
+    store.save_awaited("run-2", ["c"])  # a broken record is replaced
+    assert store.awaited("run-2") == {"c"} and store.progress_artifact("run-2") is None
+    # the wait's progress bar (tasks/wait_progress.py) stays with the run's next records
+    store.save_awaited("run-5", ["g"], project=7, progress_artifact="bar-1")
+    store.save_awaited("run-5", ["g", "h"], project=7)  # a rerun's routing records again
+    assert store.awaited("run-5") == {"g", "h"} and store.progress_artifact("run-5") == "bar-1"
+    store.forget_awaited("run-5")
+    assert store.progress_artifact("run-5") is None
 
 
 def test_learning_batches_are_kept_per_round_and_a_broken_record_is_a_clear_error(isolated_store):
