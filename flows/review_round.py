@@ -156,8 +156,8 @@ def answers_from_people(
             store.progress_artifact(run_id),
             reviews.done,
             len(reviews.routed),
-            f"**Done waiting** ({done}): {reviews.done} of {len(reviews.routed)} routed items have "
-            f"their answers; the run went on. In Label Studio: {reviews.project_url}",
+            f"**{reviews.done} of {len(reviews.routed)} routed items answered**, done waiting "
+            f"({done}); the run went on. In Label Studio: {reviews.project_url}",
             log=get_run_logger(),
         )
         store.forget_awaited(run_id)

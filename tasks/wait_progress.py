@@ -30,13 +30,11 @@ def artifact_key(label_set: str) -> str:
 
 
 def progress_text(answered: int, total: int, where: str, *, by: str) -> str:
-    """The bar's description: how many of the routed items have their answers, as of when and
-    according to whom (``by``), and where people label them."""
+    """The bar's description: how many of the routed items have their answers (first: the
+    artifact card in the Prefect UI shows a line), as of when and according to whom (``by``),
+    and where people label them."""
     at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"**Waiting for people**: {answered} of {total} routed items have their answers "
-        f"({by}, {at}). Label them at {where}"
-    )
+    return f"**{answered} of {total} routed items answered** ({by}, {at}). People label them at {where}"
 
 
 def percent(answered: int, total: int) -> float:

@@ -330,18 +330,22 @@ def test_a_person_accepts_the_batch_as_it_stands_from_the_prefect_ui(deployed_jo
     store = LabelStore(str(job.worker["store"]))
     bar = job.progress_bar()
     assert bar.key == f"review-{job.label_set}" and str(bar.id) == store.progress_artifact(str(job.run.id))
-    assert bar.data == 0 and f"0 of {len(job.tasks)} routed items" in bar.description
+    assert bar.data == 0 and bar.description.startswith(
+        f"**0 of {len(job.tasks)} routed items answered** (when the"
+    )
     waiting = [j for j in suspended_labeling_runs() if j.flow_run_id == job.run.id]
     assert resume_complete_runs(job.ls, waiting, store=store, progress=True) == []
     bar = job.progress_bar()
     assert bar.data == percent(3, len(job.tasks)) > 0
-    assert f"3 of {len(job.tasks)} routed items have their answers (review-sync, " in bar.description
+    assert bar.description.startswith(f"**3 of {len(job.tasks)} routed items answered** (review-sync, ")
 
     started = time.monotonic()
     job.prefect.resume_flow_run(job.run.id, run_input={"accept_as_is": True})  # what the UI sends
     job.wait_until_completed(started, "accept as is")
     bar = job.progress_bar()  # the run set the last figure when it went on
-    assert bar.description.startswith(f"**Done waiting** (accepted as it stood): 3 of {len(job.tasks)} ")
+    assert bar.description.startswith(
+        f"**3 of {len(job.tasks)} routed items answered**, done waiting (accepted as it stood)"
+    )
     assert bar.data == percent(3, len(job.tasks))
     assert store.latest_version(job.label_set) == 0
     rows = store.read(job.label_set).set_index("item_id")

@@ -29,8 +29,8 @@ def test_the_figure_is_the_share_of_routed_items_with_their_answers():
 
 def test_the_text_says_how_many_by_whom_and_where():
     text = progress_text(3, 19, "http://ls/projects/7/data", by="review-sync")
-    assert text.startswith("**Waiting for people**: 3 of 19 routed items have their answers (review-sync, ")
-    assert text.endswith("Label them at http://ls/projects/7/data")
+    assert text.startswith("**3 of 19 routed items answered** (review-sync, ")
+    assert text.endswith("People label them at http://ls/projects/7/data")
 
 
 def test_no_bar_is_no_error():
