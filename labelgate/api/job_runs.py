@@ -75,6 +75,11 @@ class JobLinks(BaseModel):
     labelstudio_project: str | None = Field(default=None, description="The review project, if any.")
 
 
+class ReviewProgress(BaseModel):
+    items: int = Field(description="The routed items the job waits for.")
+    answered: int = Field(description="How many of them have all the answers they need, counted now.")
+
+
 class Job(BaseModel):
     id: UUID = Field(description="The job id: the Prefect flow-run id.")
     name: str = Field(description="The flow run's name.")
@@ -89,6 +94,9 @@ class Job(BaseModel):
     ended: datetime | None = None
     label_set_version: int | None = Field(default=None, description="The version this job published.")
     counts: dict[str, int] | None = Field(default=None, description="Items per status in that version.")
+    review: ReviewProgress | None = Field(
+        default=None, description="While the job waits for people in Label Studio: how far they got."
+    )
     links: JobLinks
 
 
@@ -246,24 +254,33 @@ def published_version(run: FlowRun) -> tuple[int | None, dict[str, int] | None]:
     return None, None
 
 
-def labelstudio_project_url(run: FlowRun) -> str | None:
-    """The Label Studio project of a run that reviews there, or None (also when Label Studio
-    cannot be asked: a link is not worth failing the call)."""
+def labelstudio_review(run: FlowRun) -> tuple[str | None, ReviewProgress | None]:
+    """The Label Studio project of a run that reviews there (else None), and while the run waits
+    for people (*Suspended*) how many of the items it waits for have their answers, counted now
+    (``flows.review_sync.review_batch_status``, exact). Both None when Label Studio or the store
+    cannot be asked: a link is not worth failing the call."""
     spec = _spec_of(run)
     if (spec.get("review") or {}).get("mode") != "labelstudio":
-        return None
+        return None, None
     try:
-        from flows.review_sync import find_project
+        from flows.review_sync import SUSPENDED, find_project, review_batch_status
+        from labelgate.store import LabelStore
         from tasks.review import labelstudio_client, project_title
 
+        job = LabelingJobSpec.model_validate(spec)
         with labelstudio_client() as client:
-            project = find_project(client, project_title(LabelingJobSpec.model_validate(spec)))
+            project = find_project(client, project_title(job))
+            if project is None:
+                return None, None
+            progress = None
+            if run.state is not None and run.state.name == SUSPENDED:
+                awaited = LabelStore().awaited(str(run.id))
+                status = review_batch_status(client, job, project_id=project, awaited=awaited, exact=True)
+                progress = ReviewProgress(items=status.tasks, answered=status.answered)
     except Exception as exc:
         logger.info("no Label Studio link for job %s: %s", run.id, type(exc).__name__)
-        return None
-    if project is None:
-        return None
-    return f"{get_settings().labelstudio_url.rstrip('/')}/projects/{project}"
+        return None, None
+    return f"{get_settings().labelstudio_url.rstrip('/')}/projects/{project}", progress
 
 
 async def list_job_runs(

@@ -116,13 +116,14 @@ async def read_job(job_id: UUID, request: Request) -> Job:
         run = await job_runs.read_job_run(client, job_id)
         stage = await job_runs.current_stage(client, run)
     version, counts = await run_in_threadpool(job_runs.published_version, run)
-    project = await run_in_threadpool(job_runs.labelstudio_project_url, run)
+    project, review = await run_in_threadpool(job_runs.labelstudio_review, run)
     return job_runs.to_job(
         run,
         base_url=_base(request),
         stage=stage,
         label_set_version=version,
         counts=counts,
+        review=review,
         labelstudio_project=project,
     )
 

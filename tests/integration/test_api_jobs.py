@@ -31,6 +31,8 @@ from prefect.client.schemas.objects import StateType
 from prefect.deployments import run_deployment
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
+from labelgate.bots import BotLabeler
+from labelgate.labelstudio import LabelStudio
 from tests.conftest import make_text_frame, write_job
 from tests.flow.test_labeling_job import _noisy_frame
 from tests.integration.stack import labelgate_api, process_worker, tail, wait_for
@@ -214,7 +216,9 @@ def test_the_nightly_reaudit_is_deployed_and_runs_on_the_worker(stack, prefect_s
     assert len(newly & flipped) >= 0.8 * len(flipped)
 
 
-def test_a_job_waiting_for_people_shows_its_label_studio_project_and_can_be_cancelled(stack):
+def test_a_job_waiting_for_people_shows_its_label_studio_project_and_can_be_cancelled(
+    stack, labelstudio_server
+):
     label_set = f"wait-{uuid.uuid4().hex[:8]}"
     frame, _, _ = _noisy_frame(seed=5)  # unlabeled and suspect items: some must go to people
     spec = _spec(stack, label_set, frame=frame, review={"mode": "labelstudio", "audit_share": 0.2})
@@ -233,6 +237,21 @@ def test_a_job_waiting_for_people_shows_its_label_studio_project_and_can_be_canc
         assert suspended["stage"] == "waiting for review"
         project = suspended["links"]["labelstudio_project"]
         assert project and project.startswith(f"{stack['labelstudio']}/projects/")
+        # how far people got, counted when asked: none yet, then the tasks one person answered
+        project_id = int(project.rsplit("/", 1)[-1])
+        with LabelStudio(labelstudio_server.url, labelstudio_server.api_key) as ls:
+            tasks = ls.task_index(project_id)
+            assert suspended["review"] == {"items": len(tasks), "answered": 0}
+            classes = spec["schema"]["classes"]
+            truth = dict.fromkeys(tasks, classes[0])
+            bot = BotLabeler("api-reader@labelgate.local", accuracy=1.0)
+            assert bot.work(ls, project_id, truth=truth, classes=classes, max_per_task=1, limit=3) == 3
+        k = spec["review"].get("annotators_per_item", 1)
+        answered = 3 if k == 1 else 0  # a task has its answers once k people gave them
+        assert client.get(f"/jobs/{job['id']}").json()["review"] == {
+            "items": len(tasks),
+            "answered": answered,
+        }
 
         cancelled = client.post(f"/jobs/{job['id']}/cancel")
         assert cancelled.status_code == 202
