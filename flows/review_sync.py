@@ -27,8 +27,9 @@ project's size: Label Studio lists only the tasks it does not count as labeled, 
 stops at the first awaited one that lacks answers.
 
 Each sync also moves the progress bar on the page of each run still waiting
-(``tasks/wait_progress.py``): for that it counts every awaited task exactly (the listing does
-not stop at the first short one; the webhook's check still does).
+(``tasks/wait_progress.py``): for that it counts the awaited tasks exactly (it lists those of
+them Label Studio does not count as labeled, by item id; the webhook's check still stops at the
+first short task).
 
 Each sync also removes the records of runs that ended without forgetting theirs (cancelled from
 the Prefect UI while waiting, killed): ``forget_finished_waits``.
@@ -139,8 +140,10 @@ def review_batch_status(
     their count through skips, and those nobody waits for). Tasks without an item id (not made
     by labelgate) are ignored.
 
-    exact: list every task not counted as labeled, for an exact ``answered`` and ``short`` (the
-    review-sync's progress bar): the cost then follows the project's unlabeled tasks.
+    exact: list every awaited task not counted as labeled, for an exact ``answered`` and
+    ``short`` (the review-sync's progress bar). With ``awaited``, only those tasks are listed
+    (``LabelStudio.iter_tasks(items=...)``), so the cost follows the batch, not the project;
+    without, every task not counted as labeled is.
     """
     required = spec.review.annotators_per_item
     if project_id is None:
@@ -152,7 +155,11 @@ def review_batch_status(
     if awaited is not None:  # the tasks nobody waits for may all be among the labeled ones
         answered = max(0, answered - (tasks - len(awaited)))
     foreign = short = 0
-    for task in client.iter_tasks(project_id, unlabeled=True, page_size=100):  # usually stops in page 1
+    if exact and awaited is not None:  # the awaited tasks only: the cost follows the batch
+        listing = client.iter_tasks(project_id, unlabeled=True, items=awaited, page_size=1000)
+    else:
+        listing = client.iter_tasks(project_id, unlabeled=True, page_size=100)  # usually stops in page 1
+    for task in listing:
         if task["item_id"] is None:
             foreign += 1
             continue

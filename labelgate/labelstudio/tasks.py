@@ -42,9 +42,11 @@ class Tasks(Projects):
         exclude_annotator: int | None = None,
         fewer_annotations_than: int | None = None,
         unlabeled: bool = False,
+        items: Collection[str] | None = None,
         page_size: int = 1000,
     ) -> Iterator[dict[str, Any]]:
-        """Yield the project's tasks in task id order, a page at a time.
+        """Yield the project's tasks in task id order, a page at a time (with ``items``: in task
+        id order within each chunk of item ids).
 
         Each task is a dict with ``task_id`` (int), ``item_id`` (str or None),
         ``annotator_ids`` (list of user ids, one per annotation, skips included),
@@ -55,7 +57,10 @@ class Tasks(Projects):
         server. With ``unlabeled``, only tasks Label Studio does not count as labeled (fewer
         annotators than their ``overlap``; a skip does not count there) are listed. Paging is
         by task id (keyset), so tasks that change or drop out of the filter while the caller
-        works through them are neither skipped nor repeated.
+        works through them are neither skipped nor repeated. With ``items``, only the tasks of
+        those item ids are listed (a Data Manager "in list" filter on ``data.item_id``,
+        ``IN_LIST_CHUNK`` ids a query): the cost follows how many are asked about, not how many
+        tasks the project has.
         """
         filters = []
         if exclude_annotator is not None:
@@ -64,16 +69,25 @@ class Tasks(Projects):
             filters.append(wire.dm_filter("total_annotations", "less", int(fewer_annotations_than), "Number"))
         if unlabeled:  # the Data Manager's completed_at is set exactly when the task is_labeled
             filters.append(wire.dm_filter("completed_at", "empty", True, "Datetime"))
-        for tasks in self._dm_pages(project_id, fields="task_only", filters=filters, page_size=page_size):
-            for task in tasks:
-                yield {
-                    "task_id": int(task["id"]),
-                    "item_id": wire.item_id_of(task),
-                    "annotator_ids": wire.user_ids(task.get("annotators")),
-                    "total_annotations": int(task.get("total_annotations") or 0),
-                    "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
-                    "overlap": 1 if task.get("overlap") is None else int(task["overlap"]),
-                }
+        chunks: list[list[str] | None] = [None]
+        if items is not None:
+            ids = sorted({str(item) for item in items})
+            chunks = [ids[i : i + IN_LIST_CHUNK] for i in range(0, len(ids), IN_LIST_CHUNK)]
+        for chunk in chunks:
+            only = [] if chunk is None else [wire.dm_filter("data.item_id", "in_list", chunk, "String")]
+            pages = self._dm_pages(
+                project_id, fields="task_only", filters=[*filters, *only], page_size=page_size
+            )
+            for tasks in pages:
+                for task in tasks:
+                    yield {
+                        "task_id": int(task["id"]),
+                        "item_id": wire.item_id_of(task),
+                        "annotator_ids": wire.user_ids(task.get("annotators")),
+                        "total_annotations": int(task.get("total_annotations") or 0),
+                        "cancelled_annotations": int(task.get("cancelled_annotations") or 0),
+                        "overlap": 1 if task.get("overlap") is None else int(task["overlap"]),
+                    }
 
     def ask_for_more_answers(
         self, project_id: int, answers: Mapping[str, int], *, only_raise: bool = False

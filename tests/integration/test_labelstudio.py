@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
+from unittest.mock import patch
 from urllib.parse import urlsplit
 
 import httpx
@@ -501,6 +502,15 @@ def test_a_task_asked_for_one_more_answer_is_offered_again_until_it_has_it(
     # the review-sync does not resume the run while the extra answer is missing
     status = review_batch_status(client, one_each, project_id=project)
     assert not status.complete and status.answered == 2
+    # its exact count for the progress bar lists the awaited tasks only, by item id, in chunks
+    awaited = frozenset({"item-00000", "item-00002"})
+    status = review_batch_status(client, one_each, project_id=project, awaited=awaited, exact=True)
+    assert (status.tasks, status.answered, status.short) == (2, 1, 1)
+    listed = [t["item_id"] for t in client.iter_tasks(project, unlabeled=True, items=["item-00000", "nope"])]
+    assert listed == ["item-00000"]
+    with patch("labelgate.labelstudio.tasks.IN_LIST_CHUNK", 1):
+        listed = [t["item_id"] for t in client.iter_tasks(project, items=["item-00002", "item-00001"])]
+    assert sorted(listed) == ["item-00001", "item-00002"]  # one query per chunk, none lost
     client.create_annotation(
         int(tasks.at["item-00000", "task_id"]), "food", project_id=project, completed_by=second
     )
