@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python -m bench.consensus_quality
 	source deploy/secrets.sh && LABEL_STUDIO_PORT=$(LABEL_STUDIO_PORT) bash deploy/labelstudio/start.sh
 	source deploy/secrets.sh && LABEL_STUDIO_URL=http://127.0.0.1:$(LABEL_STUDIO_PORT) $(BIN)/python -m bench.sync_speed
+	source deploy/secrets.sh && LABEL_STUDIO_URL=http://127.0.0.1:$(LABEL_STUDIO_PORT) $(BIN)/python -m bench.batch_check
 	$(BIN)/python -m bench.api_jobs --jobs 200
 
 # The local equivalent of deploy/docker-compose.yml, without Docker. Ports: PREFECT_PORT,
