@@ -247,9 +247,10 @@ def resume_complete_runs(
 
     ``client`` is the Label Studio adapter; ``store`` (default: the settings' label store) holds
     the items each run waits for. With ``project_id`` (a webhook event), only jobs whose project
-    is that one are checked. With ``progress`` (the review-sync), the count is exact and moves
-    the progress bar on the page of each run still waiting (``tasks.wait_progress``). A failure
-    for one job is logged and the others go on.
+    is that one are checked. With ``progress`` (the review-sync), the progress bar on the page
+    of each run still waiting (``tasks.wait_progress``) is moved, counted exactly (runs that
+    suspended before bars existed have none, and keep the cheaper check). A failure for one job
+    is logged and the others go on.
     """
     resumed: list[UUID] = []
     projects: dict[str, int | None] = {}
@@ -262,10 +263,11 @@ def resume_complete_runs(
             if project_id is not None and projects[title] != project_id:
                 continue
             awaited = store.awaited(str(job.flow_run_id))
-            status = review_batch_status(
-                client, job.spec, project_id=projects[title], awaited=awaited, exact=progress
-            )
             bar = store.progress_artifact(str(job.flow_run_id)) if progress else None
+            exact = bar is not None and awaited is not None  # a bar to move, at the batch's cost
+            status = review_batch_status(
+                client, job.spec, project_id=projects[title], awaited=awaited, exact=exact
+            )
         except LabelgateError as exc:
             log.warning("flow run %s (%s): cannot check its review batch: %s", job.flow_run_id, title, exc)
             continue
@@ -277,7 +279,7 @@ def resume_complete_runs(
                 job.flow_run_id,
                 status.project_id,
                 status.tasks,
-                "exactly" if progress else "at least",
+                "exactly" if exact else "at least",
                 status.answered,
                 status.required,
             )

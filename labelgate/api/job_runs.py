@@ -273,8 +273,10 @@ def labelstudio_review(run: FlowRun) -> tuple[str | None, ReviewProgress | None]
             if project is None:
                 return None, None
             progress = None
+            awaited = None
             if run.state is not None and run.state.name == SUSPENDED:
-                awaited = LabelStore().awaited(str(run.id))
+                awaited = LabelStore().awaited(str(run.id))  # None: suspended by an older version
+            if awaited is not None:  # counted at the batch's cost, not the project's
                 status = review_batch_status(client, job, project_id=project, awaited=awaited, exact=True)
                 progress = ReviewProgress(items=status.tasks, answered=status.answered)
     except Exception as exc:
