@@ -150,20 +150,31 @@ def answers_from_people(
         wait_for_people(reviews, key=wait_key, label_set=spec.output.label_set)  # returns only when
         accepted_as_is = True  # a person accepts the batch as it stands
     if deployment.id:  # it waits for nobody now
-        store, run_id = LabelStore(), flow_run.get_id()
-        done = "accepted as it stood" if accepted_as_is else "all answered"
-        move_wait_progress(
-            store.progress_artifact(run_id),
-            reviews.done,
-            len(reviews.routed),
-            f"**{reviews.done} of {len(reviews.routed)} routed items answered**, done waiting "
-            f"({done}); the run went on. In Label Studio: {reviews.project_url}",
-            log=get_run_logger(),
-        )
-        store.forget_awaited(run_id)
+        done_waiting(reviews, key=wait_key, accepted_as_is=accepted_as_is)
     if accepted_as_is:  # the batch's unfinished tasks are no longer handed out
         retire_after_acceptance(project, routed_ids)
     return reviews
+
+
+def done_waiting(reviews: Reviews, *, key: str, accepted_as_is: bool) -> None:
+    """A deployed run's wait ``key`` is over: its progress bar gets the last figure and the
+    run's record of the items it waits for goes. A resumed run replays its earlier waits first
+    (they return at once): the record and the bar of a later wait (``wait`` in the record) are
+    left to that wait."""
+    store, run_id = LabelStore(), flow_run.get_id()
+    bar, wait = store.progress_bar(run_id)
+    if wait not in (None, key):
+        return
+    how = "accepted as it stood" if accepted_as_is else "all answered"
+    move_wait_progress(
+        bar,
+        reviews.done,
+        len(reviews.routed),
+        f"**{reviews.done} of {len(reviews.routed)} routed items answered**, done waiting "
+        f"({how}); the run went on. In Label Studio: {reviews.project_url}",
+        log=get_run_logger(),
+    )
+    store.forget_awaited(run_id)
 
 
 def more_answers(
@@ -212,17 +223,20 @@ def wait_for_people(reviews: Reviews, *, label_set: str, key: str = "review") ->
         connect_review_webhook(reviews.project_id)  # so Label Studio's events can resume it
         store, run_id = LabelStore(), flow_run.get_id()
         # a bar on the run's page, which each review-sync moves (tasks/wait_progress.py)
-        bar = start_wait_progress(
-            store.progress_artifact(run_id),
-            label_set,
-            reviews.done,
-            len(reviews.routed),
-            reviews.project_url,
-            log=get_run_logger(),
-        )
+        bar, wait = store.progress_bar(run_id)
+        if wait in (None, key):  # a run that suspends again at this wait keeps its bar
+            bar = start_wait_progress(
+                bar, label_set, reviews.done, len(reviews.routed), reviews.project_url, log=get_run_logger()
+            )
+        # else a resumed run replays an earlier wait (it returns at once): the bar is a later
+        # wait's, and the record keeps it (bar None keeps the one recorded)
         # the sync and the webhook check these tasks only (flows/review_sync.py)
         store.save_awaited(
-            run_id, reviews.routed["item_id"].astype(str), project=reviews.project_id, progress_artifact=bar
+            run_id,
+            reviews.routed["item_id"].astype(str),
+            project=reviews.project_id,
+            progress_artifact=bar if wait in (None, key) else None,
+            wait=key,
         )
         # A resumed run starts again from the top and syncs the answers (only those new since the
         # last sync are read from Label Studio, tasks/annotation_sync.py); if it is still not

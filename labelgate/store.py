@@ -385,24 +385,27 @@ class LabelStore:
         *,
         project: int | None = None,
         progress_artifact: str | None = None,
+        wait: str | None = None,
     ) -> None:
         """Record the items whose answers a flow run waits for before it suspends, so that the
         review-sync and the webhook receiver check those tasks only (``flows/review_sync.py``):
         a task of the same project that this run no longer asks about does not keep it waiting.
         ``project``: the Label Studio project the tasks are in; ``progress_artifact``: the id of
-        the wait's progress bar on the run's page (``tasks.wait_progress``), which the sync
-        updates. A later wait of the same run overwrites the record, and keeps its bar unless
-        given another."""
+        the progress bar on the run's page (``tasks.wait_progress``), which the sync updates, of
+        the ``wait`` named (``flows.review_round``'s wait key). A later record of the same run
+        replaces this one, and keeps its bar and wait unless given another."""
         if progress_artifact is None:
             try:
-                progress_artifact = self.progress_artifact(flow_run_id)
+                progress_artifact, wait = self.progress_bar(flow_run_id)
             except StoreError:  # a broken record is replaced, bar and all
-                progress_artifact = None
+                progress_artifact = wait = None
         record = {"flow_run_id": str(flow_run_id), "item_ids": sorted(map(str, item_ids))}
         if project is not None:
             record["project"] = int(project)
         if progress_artifact is not None:
             record["progress_artifact"] = str(progress_artifact)
+            if wait is not None:
+                record["wait"] = str(wait)
         self.save_bytes(self._awaited_uri(flow_run_id), json.dumps(record).encode())
 
     def _awaited_record(self, flow_run_id: str) -> tuple[frozenset[str], int | None] | None:
@@ -421,13 +424,19 @@ class LabelStore:
         record = self._awaited_record(flow_run_id)
         return None if record is None else record[0]
 
-    def progress_artifact(self, flow_run_id: str) -> str | None:
-        """The wait's progress artifact id recorded by ``save_awaited``, or None."""
+    def progress_bar(self, flow_run_id: str) -> tuple[str | None, str | None]:
+        """The progress artifact id recorded by ``save_awaited`` and the wait it belongs to,
+        each None when there is none."""
         record = self._read_record(
             self._awaited_uri(flow_run_id), f"the items flow run {flow_run_id} waits for"
         )
-        artifact = None if record is None else record.get("progress_artifact")
-        return None if artifact is None else str(artifact)
+        record = record or {}
+        artifact, wait = record.get("progress_artifact"), record.get("wait")
+        return (None if artifact is None else str(artifact)), (None if wait is None else str(wait))
+
+    def progress_artifact(self, flow_run_id: str) -> str | None:
+        """The progress artifact id recorded by ``save_awaited``, or None."""
+        return self.progress_bar(flow_run_id)[0]
 
     def awaiting_runs(self) -> list[str]:
         """The flow run ids that have a record (``save_awaited``), sorted."""

@@ -493,6 +493,16 @@ def test_a_deployed_job_waits_for_people_in_a_learning_round_and_then_in_the_rev
 
         wait_for("the job to complete", completed, timeout=150)
         assert ls.task_index(project) == both  # no task imported twice
+        # one progress bar per wait on the run's page, each set to its batch, done
+        of_the_run = ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]), type=ArtifactFilterType(any_=["progress"])
+        )
+        bars = sorted(prefect.read_artifacts(artifact_filter=of_the_run), key=lambda bar: bar.created)
+        sizes = [len(batch), len(both)]  # the review round awaits the learned items too
+        assert [bar.description.split("**")[1] for bar in bars] == [
+            f"{n} of {n} routed items answered" for n in sizes
+        ], [bar.description for bar in bars]
+        assert all(bar.data == 100 and bar.key == f"review-{label_set}" for bar in bars)
 
     store = LabelStore(str(worker["store"]))
     lineage = store.lineage(label_set)

@@ -127,6 +127,13 @@ def test_the_items_a_run_waits_for_are_kept_until_forgotten(isolated_store):
     assert store.awaited("run-5") == {"g", "h"} and store.progress_artifact("run-5") == "bar-1"
     store.forget_awaited("run-5")
     assert store.progress_artifact("run-5") is None
+    # a bar names its wait, and keeps it through the next records
+    store.save_awaited("run-6", ["i"], progress_artifact="bar-2", wait="review")
+    store.save_awaited("run-6", ["i", "j"])
+    assert store.progress_bar("run-6") == ("bar-2", "review")
+    store.save_awaited("run-6", ["k"], progress_artifact="bar-3", wait="review-gate1")
+    assert store.progress_bar("run-6") == ("bar-3", "review-gate1")
+    assert store.progress_bar("run-7") == (None, None)
 
 
 def test_learning_batches_are_kept_per_round_and_a_broken_record_is_a_clear_error(isolated_store):
