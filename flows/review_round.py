@@ -228,14 +228,14 @@ def wait_for_people(reviews: Reviews, *, label_set: str, key: str = "review") ->
             bar = start_wait_progress(
                 bar, label_set, reviews.done, len(reviews.routed), reviews.project_url, log=get_run_logger()
             )
-        # else a resumed run replays an earlier wait (it returns at once): the bar is a later
-        # wait's, and the record keeps it (bar None keeps the one recorded)
+        else:  # a resumed run replays an earlier wait (it returns at once): the bar is a later
+            bar = None  # wait's, and the record keeps it (None keeps the one recorded)
         # the sync and the webhook check these tasks only (flows/review_sync.py)
         store.save_awaited(
             run_id,
             reviews.routed["item_id"].astype(str),
             project=reviews.project_id,
-            progress_artifact=bar if wait in (None, key) else None,
+            progress_artifact=bar,
             wait=key,
         )
         # A resumed run starts again from the top and syncs the answers (only those new since the

@@ -134,11 +134,11 @@ def review_batch_status(
 
     ``client`` is the Label Studio adapter (``labelgate.labelstudio.LabelStudio`` or a fake with
     ``count_tasks`` and ``iter_tasks``; ``find_project`` too unless ``project_id`` is given).
-    Two counts, then only the tasks Label Studio does not count as labeled (fewer annotators than
-    their overlap) are listed, and the listing stops at the first awaited one that lacks answers;
-    so the check costs a few requests whatever the project's size (plus the tasks that reach
-    their count through skips, and those nobody waits for). Tasks without an item id (not made
-    by labelgate) are ignored.
+    Two counts (none in an exact check of awaited tasks), then only the tasks Label Studio does
+    not count as labeled (fewer annotators than their overlap) are listed, and the listing stops
+    at the first awaited one that lacks answers; so the check costs a few requests whatever the
+    project's size (plus the tasks that reach their count through skips, and those nobody waits
+    for). Tasks without an item id (not made by labelgate) are ignored.
 
     exact: list every awaited task not counted as labeled, for an exact ``answered`` and
     ``short`` (the review-sync's progress bar). With ``awaited``, only those tasks are listed
@@ -150,14 +150,15 @@ def review_batch_status(
         project_id = find_project(client, project_title(spec))
     if project_id is None:
         return BatchStatus(None, 0, 0, required)
-    tasks = client.count_tasks(project_id)
-    answered = client.count_tasks(project_id, labeled=True)
-    if awaited is not None:  # the tasks nobody waits for may all be among the labeled ones
-        answered = max(0, answered - (tasks - len(awaited)))
     foreign = short = 0
     if exact and awaited is not None:  # the awaited tasks only: the cost follows the batch
+        tasks = answered = 0  # no counts needed: the listing gives the exact figure
         listing = client.iter_tasks(project_id, unlabeled=True, items=awaited, page_size=1000)
     else:
+        tasks = client.count_tasks(project_id)
+        answered = client.count_tasks(project_id, labeled=True)
+        if awaited is not None:  # the tasks nobody waits for may all be among the labeled ones
+            answered = max(0, answered - (tasks - len(awaited)))
         listing = client.iter_tasks(project_id, unlabeled=True, page_size=100)  # usually stops in page 1
     for task in listing:
         if task["item_id"] is None:
@@ -283,9 +284,10 @@ def resume_complete_runs(
                 status.answered,
                 status.required,
             )
-            where = f"{client.url}/projects/{status.project_id}/data"
-            text = progress_text(status.answered, status.tasks, where, by="review-sync")
-            move_wait_progress(bar, status.answered, status.tasks, text, log=log)
+            if bar is not None:
+                where = f"{client.url}/projects/{status.project_id}/data"
+                text = progress_text(status.answered, status.tasks, where, by="review-sync")
+                move_wait_progress(bar, status.answered, status.tasks, text, log=log)
             continue
         if resume_waiting_run(job.flow_run_id, log=log):
             log.info(

@@ -26,7 +26,7 @@ class FakeTasks:
             }
             for i, row in enumerate(tasks, start=1)
         ]
-        self.listed = 0
+        self.listed = self.counted = 0
 
     @staticmethod
     def _labeled(task: dict) -> bool:
@@ -35,6 +35,7 @@ class FakeTasks:
         return task["total_annotations"] >= task["overlap"] and task["total_annotations"] > 0
 
     def count_tasks(self, project_id, *, labeled=None):
+        self.counted += 1
         return sum(1 for t in self.tasks if labeled is None or self._labeled(t) == labeled)
 
     def iter_tasks(self, project_id, *, unlabeled=False, exclude_annotator=None, items=None, page_size=1000):
@@ -123,6 +124,7 @@ def test_an_exact_check_counts_every_awaited_task_that_has_its_answers():
     # 30 done and one through a skip have their answers; 7 short and the disputed one do not
     assert (status.tasks, status.answered, status.short) == (39, 31, 8) and not status.complete
     assert full.listed == 9  # the awaited tasks Label Studio does not count as labeled, all of them
+    assert full.counted == 0  # and nothing else is asked
     # without a record, every labelgate task of the project counts, "old" among the short ones
     status = review_batch_status(FakeTasks(tasks), _spec(2), project_id=1, exact=True)
     assert (status.tasks, status.answered, status.short) == (40, 31, 9)
